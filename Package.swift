@@ -1,0 +1,84 @@
+// swift-tools-version: 6.1
+//
+// StatelessKit: stateless network functions whose per-flow state lives in a
+// shared data store. See README.md and Documentation/.
+import PackageDescription
+
+let package = Package(
+    name: "StatelessKit",
+    platforms: [.macOS(.v14)],
+    products: [
+        // Depends on nothing outside Swift packages: no DPDK, no hiredis.
+        .library(name: "StatelessKit", targets: ["StatelessKit"]),
+        // Data stores; the Redis store links hiredis (libhiredis-dev).
+        .library(name: "StatelessKitStore", targets: ["StatelessKitStore"]),
+        // DPDK packet I/O; needs libdpdk-dev and the pkg-config fix in
+        // Documentation/DPDK.md.
+        .library(name: "StatelessKitDPDK", targets: ["StatelessKitDPDK"]),
+        .executable(name: "statelessnf", targets: ["statelessnf"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+    ],
+    targets: [
+        .target(
+            name: "StatelessKit",
+            dependencies: [
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+
+        // hiredis, as a system library; the header is the shim.
+        .systemLibrary(
+            name: "CHiredisShim",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        .target(
+            name: "StatelessKitStore",
+            dependencies: ["StatelessKit", "CHiredisShim"]
+        ),
+
+        // DPDK: the system library gives include and link flags; the shim
+        // wraps the inline functions and structures Swift cannot import.
+        .systemLibrary(
+            name: "CDPDK",
+            pkgConfig: "libdpdk",
+            providers: [.apt(["libdpdk-dev"])]
+        ),
+        .target(
+            name: "CDPDKShim",
+            dependencies: ["CDPDK"]
+        ),
+        .target(
+            name: "StatelessKitDPDK",
+            dependencies: ["StatelessKit", "CDPDKShim"]
+        ),
+
+        .executableTarget(
+            name: "statelessnf",
+            dependencies: [
+                "StatelessKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Examples/statelessnf"
+        ),
+
+        .testTarget(
+            name: "StatelessKitTests",
+            dependencies: ["StatelessKit"],
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "StatelessKitStoreTests",
+            dependencies: ["StatelessKitStore", "CHiredisShim"]
+        ),
+        .testTarget(
+            name: "StatelessKitDPDKTests",
+            dependencies: ["StatelessKitDPDK"]
+        ),
+    ]
+)

@@ -1,0 +1,58 @@
+// The DPDK shim: plain C functions around the parts of DPDK that Swift
+// cannot import (inline functions, macros, the thread-local rte_errno and
+// structures declared aligned(64), which Swift drops).
+//
+// This header includes no DPDK header: DPDK's types are opaque here, so a
+// Swift module that imports the shim needs neither DPDK's include paths nor
+// its -march flags.
+#ifndef STATELESSKIT_CDPDK_SHIM_H
+#define STATELESSKIT_CDPDK_SHIM_H
+
+#include <stdint.h>
+
+struct rte_mbuf;
+struct rte_mempool;
+
+/// rte_eal_init. DPDK keeps the argv strings: pass strings that live for the
+/// rest of the process. Returns the number of arguments parsed, or -1 with
+/// the reason in sk_errno().
+int sk_eal_init(int argc, char **argv);
+/// rte_eal_cleanup.
+int sk_eal_cleanup(void);
+/// The calling thread's rte_errno.
+int sk_errno(void);
+/// rte_strerror.
+const char *sk_strerror(int error);
+
+/// rte_eth_dev_count_avail.
+uint16_t sk_eth_dev_count_avail(void);
+/// rte_pktmbuf_pool_create on the caller's socket.
+struct rte_mempool *sk_pktmbuf_pool_create(const char *name, unsigned count,
+                                           unsigned cache_size,
+                                           uint16_t data_room_size);
+/// rte_mempool_free.
+void sk_mempool_free(struct rte_mempool *pool);
+
+/// Configures a port with the given queue counts and ring sizes, sets up
+/// every queue (rx queues take buffers from `pool`) and starts the port.
+/// Returns 0 or a negative errno.
+int sk_eth_port_start(uint16_t port, uint16_t rx_queues, uint16_t tx_queues,
+                      uint16_t ring_size, struct rte_mempool *pool);
+/// rte_eth_dev_stop then rte_eth_dev_close. Returns 0 or a negative errno.
+int sk_eth_port_stop(uint16_t port);
+
+/// rte_eth_rx_burst.
+uint16_t sk_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **mbufs,
+                     uint16_t count);
+/// rte_eth_tx_burst.
+uint16_t sk_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **mbufs,
+                     uint16_t count);
+
+/// rte_pktmbuf_free_bulk.
+void sk_pktmbuf_free_bulk(struct rte_mbuf **mbufs, unsigned count);
+/// rte_pktmbuf_mtod: the first byte of the packet's data.
+void *sk_pktmbuf_data(struct rte_mbuf *mbuf);
+/// The packet's length in its first segment (data_len).
+uint16_t sk_pktmbuf_data_len(const struct rte_mbuf *mbuf);
+
+#endif

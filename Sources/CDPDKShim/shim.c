@@ -1,0 +1,81 @@
+// The DPDK shim; see include/CDPDKShim.h.
+//
+// DPDK's inline code needs SSE4.2, which SwiftPM's build of this target does
+// not turn on (it drops libdpdk.pc's -march flag), so every function in this
+// file is compiled for that target.
+#pragma clang attribute push(__attribute__((target("sse4.2,popcnt"))), apply_to = function)
+
+#include "CDPDKShim.h"
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+int sk_eal_init(int argc, char **argv) { return rte_eal_init(argc, argv); }
+
+int sk_eal_cleanup(void) { return rte_eal_cleanup(); }
+
+int sk_errno(void) { return rte_errno; }
+
+const char *sk_strerror(int error) { return rte_strerror(error); }
+
+uint16_t sk_eth_dev_count_avail(void) { return rte_eth_dev_count_avail(); }
+
+struct rte_mempool *sk_pktmbuf_pool_create(const char *name, unsigned count,
+                                           unsigned cache_size,
+                                           uint16_t data_room_size) {
+    return rte_pktmbuf_pool_create(name, count, cache_size, 0, data_room_size,
+                                   (int)rte_socket_id());
+}
+
+void sk_mempool_free(struct rte_mempool *pool) { rte_mempool_free(pool); }
+
+int sk_eth_port_start(uint16_t port, uint16_t rx_queues, uint16_t tx_queues,
+                      uint16_t ring_size, struct rte_mempool *pool) {
+    struct rte_eth_conf conf;
+    memset(&conf, 0, sizeof conf);
+    int rc = rte_eth_dev_configure(port, rx_queues, tx_queues, &conf);
+    if (rc < 0) return rc;
+    uint16_t rx_ring = ring_size, tx_ring = ring_size;
+    rc = rte_eth_dev_adjust_nb_rx_tx_desc(port, &rx_ring, &tx_ring);
+    if (rc < 0) return rc;
+    int socket = rte_eth_dev_socket_id(port);
+    for (uint16_t q = 0; q < rx_queues; q++) {
+        rc = rte_eth_rx_queue_setup(port, q, rx_ring, (unsigned)socket, NULL, pool);
+        if (rc < 0) return rc;
+    }
+    for (uint16_t q = 0; q < tx_queues; q++) {
+        rc = rte_eth_tx_queue_setup(port, q, tx_ring, (unsigned)socket, NULL);
+        if (rc < 0) return rc;
+    }
+    return rte_eth_dev_start(port);
+}
+
+int sk_eth_port_stop(uint16_t port) {
+    int rc = rte_eth_dev_stop(port);
+    if (rc < 0) return rc;
+    return rte_eth_dev_close(port);
+}
+
+uint16_t sk_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **mbufs,
+                     uint16_t count) {
+    return rte_eth_rx_burst(port, queue, mbufs, count);
+}
+
+uint16_t sk_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **mbufs,
+                     uint16_t count) {
+    return rte_eth_tx_burst(port, queue, mbufs, count);
+}
+
+void sk_pktmbuf_free_bulk(struct rte_mbuf **mbufs, unsigned count) {
+    rte_pktmbuf_free_bulk(mbufs, count);
+}
+
+void *sk_pktmbuf_data(struct rte_mbuf *mbuf) { return rte_pktmbuf_mtod(mbuf, void *); }
+
+uint16_t sk_pktmbuf_data_len(const struct rte_mbuf *mbuf) { return rte_pktmbuf_data_len(mbuf); }
+
+#pragma clang attribute pop

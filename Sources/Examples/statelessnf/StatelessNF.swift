@@ -1,0 +1,19 @@
+import ArgumentParser
+import Logging
+
+@main
+struct StatelessNF: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "statelessnf",
+        abstract: "Runs, replays and measures stateless network functions built with StatelessKit.",
+        subcommands: [Dissect.self, Bench.self]
+    )
+
+    static func bootstrapLogging() {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .info
+            return handler
+        }
+    }
+}
