@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 FIELDS = [
-    "frame.number", "frame.len", "frame.cap_len", "frame.protocols",
+    "frame.number", "frame.time_epoch", "frame.len", "frame.cap_len", "frame.protocols",
     "vlan.id",
     "ip.src", "ip.dst", "ip.proto", "ip.flags.df", "ip.flags.mf", "ip.frag_offset", "ip.id",
     "ip.checksum.status",

@@ -85,7 +85,7 @@ extension Packet {
     public var tcpPayloadLength: Int? {
         guard layout.transport == .tcp else { return nil }
         let headerLength = Int(data.loadByte(Int(layout.l4Offset) + 12) >> 4) * 4
-        return Int(layout.l3End) - Int(layout.l4Offset) - headerLength
+        return max(0, Int(layout.l3End) - Int(layout.l4Offset) - headerLength)
     }
 
     /// The IP address at `endpoint` of the packet an ICMP error quotes.

@@ -14,7 +14,8 @@ public enum NetworkLayer: UInt8, Sendable {
 public enum TransportLayer: UInt8, Sendable {
     /// No transport header: ARP, or IPv6 "no next header".
     case none
-    /// TCP; the whole header, options included, is present.
+    /// TCP; the whole header, options included, is present, except in a
+    /// first fragment, whose options may continue in the next fragment.
     case tcp
     /// UDP.
     case udp

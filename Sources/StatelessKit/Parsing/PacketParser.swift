@@ -128,7 +128,11 @@ public enum PacketParser {
         case IPProtocol.tcp:
             guard available >= 20 else { throw .truncatedTCPHeader }
             let headerLength = Int(data.loadByte(offset + 12) >> 4) * 4
-            guard headerLength >= 20, headerLength <= available else { throw .badTCPDataOffset }
+            // A first fragment may end inside the options; the fixed header
+            // (ports, flags, checksum) must be in it.
+            guard headerLength >= 20, headerLength <= available || layout.fragment.moreFragments else {
+                throw .badTCPDataOffset
+            }
             layout.transport = .tcp
         case IPProtocol.udp:
             guard available >= 8 else { throw .truncatedUDPHeader }
