@@ -28,6 +28,13 @@ public struct ChecksumReport: Hashable, Sendable {
     public var transport: ChecksumVerdict
     /// The IPv4 header checksum of the packet an ICMP error quotes.
     public var quotedIPv4Header: ChecksumVerdict
+
+    /// A report from its three verdicts.
+    public init(ipv4Header: ChecksumVerdict, transport: ChecksumVerdict, quotedIPv4Header: ChecksumVerdict) {
+        self.ipv4Header = ipv4Header
+        self.transport = transport
+        self.quotedIPv4Header = quotedIPv4Header
+    }
 }
 
 extension Packet {
