@@ -13,7 +13,7 @@ SHARED ?= $(CURDIR)/../shared
 export STATELESSKIT_SHARED := $(SHARED)
 SWIFT_BUILD_FLAGS ?=
 
-.PHONY: demo test deps pkgconfig build release fuzz fuzz-short bench fixtures clean
+.PHONY: demo test deps pkgconfig build release fuzz fuzz-short fuzz-build bench-parser fixtures clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do \
@@ -28,9 +28,13 @@ deps:
 
 pkgconfig: deps
 	@mkdir -p $(PKGCONFIG_FIX)
-	@src=$$(pkg-config --variable=pcfiledir libdpdk 2>/dev/null || echo /usr/lib/x86_64-linux-gnu/pkgconfig); \
-	sed -e '/^Note that CFLAGS/d' -e '/^This is required for/d' $$src/libdpdk.pc > $(PKGCONFIG_FIX)/libdpdk.pc; \
-	sed -e '/^Use libdpdk.pc instead/d' $$src/libdpdk-libs.pc > $(PKGCONFIG_FIX)/libdpdk-libs.pc
+	@src=$$(PKG_CONFIG_PATH= pkg-config --variable=pcfiledir libdpdk); \
+	test -s "$$src/libdpdk.pc" || { echo "libdpdk.pc not found: is libdpdk-dev installed?"; exit 1; }; \
+	sed -e '/^Note that CFLAGS/d' -e '/^This is required for/d' "$$src/libdpdk.pc" > $(PKGCONFIG_FIX)/libdpdk.pc.new; \
+	sed -e '/^Use libdpdk.pc instead/d' "$$src/libdpdk-libs.pc" > $(PKGCONFIG_FIX)/libdpdk-libs.pc.new; \
+	cmp -s $(PKGCONFIG_FIX)/libdpdk.pc.new $(PKGCONFIG_FIX)/libdpdk.pc || mv $(PKGCONFIG_FIX)/libdpdk.pc.new $(PKGCONFIG_FIX)/libdpdk.pc; \
+	cmp -s $(PKGCONFIG_FIX)/libdpdk-libs.pc.new $(PKGCONFIG_FIX)/libdpdk-libs.pc || mv $(PKGCONFIG_FIX)/libdpdk-libs.pc.new $(PKGCONFIG_FIX)/libdpdk-libs.pc; \
+	rm -f $(PKGCONFIG_FIX)/*.new
 
 build: pkgconfig
 	swift build $(SWIFT_BUILD_FLAGS)
@@ -47,5 +51,34 @@ test: pkgconfig
 	swift test --skip-build $(SWIFT_BUILD_FLAGS)
 	$(MAKE) --no-print-directory fuzz-short
 
+# The parser's fuzz target, built with libFuzzer and AddressSanitizer.
+FUZZ_SECONDS ?= 300
+FUZZ_BUILD := .build-fuzz
+fuzz-build: pkgconfig
+	swift build --product ParserFuzzer --scratch-path $(FUZZ_BUILD) -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING
+	@mkdir -p $(FUZZ_BUILD)/corpus $(FUZZ_BUILD)/artifacts
+	@if [ -d "$(SHARED)/traces" ]; then python3 Scripts/seed-fuzz-corpus.py $(FUZZ_BUILD)/corpus $(SHARED)/traces/*/*.pcap; fi
+
+fuzz: fuzz-build
+	SWIFT_BACKTRACE=enable=no $(FUZZ_BUILD)/debug/ParserFuzzer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  -timeout=10 -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/artifacts/ $(FUZZ_BUILD)/corpus
+
+# The short bounded run that `make test` includes.
+fuzz-short:
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30
+
+# The parser's cost: ns per packet timed, and instructions per packet
+# counted by callgrind (Scripts/instructions-per-packet.sh).
+BENCH_TRACES ?= $(wildcard $(SHARED)/traces/*/*.pcap)
+bench-parser: release
+	@.build/release/statelessnf bench parser $(BENCH_TRACES)
+	@Scripts/instructions-per-packet.sh .build/release/statelessnf parse $(BENCH_TRACES)
+	@Scripts/instructions-per-packet.sh .build/release/statelessnf parse+key $(BENCH_TRACES)
+
+# Regenerates the decode fixtures with tshark (the tests do not need tshark).
+fixtures:
+	@command -v tshark >/dev/null || { echo "tshark is not installed: apt-get install tshark"; exit 1; }
+	python3 Scripts/make-tshark-fixtures.py $(SHARED)
+
 clean:
-	rm -rf .build .build-fuzz
+	rm -rf .build $(FUZZ_BUILD)

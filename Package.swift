@@ -67,6 +67,14 @@ let package = Package(
             path: "Sources/Examples/statelessnf"
         ),
 
+        // The parser's fuzz target: `make fuzz` builds it with libFuzzer;
+        // a plain build replays saved inputs.
+        .executableTarget(
+            name: "ParserFuzzer",
+            dependencies: ["StatelessKit"],
+            path: "Tests/Fuzz/ParserFuzzer"
+        ),
+
         .testTarget(
             name: "StatelessKitTests",
             dependencies: ["StatelessKit"],
@@ -78,7 +86,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StatelessKitDPDKTests",
-            dependencies: ["StatelessKitDPDK"]
+            dependencies: ["StatelessKitDPDK", "CDPDKShim"]
         ),
     ]
 )

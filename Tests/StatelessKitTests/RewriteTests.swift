@@ -188,3 +188,33 @@ struct RewriteTests {
         return { undo.reversed().forEach { $0() } }
     }
 }
+
+@Suite("Checksum edge cases")
+struct ChecksumEdgeTests {
+    @Test("an echo reply whose words are all zero keeps the checksum 0xFFFF after its identifier is translated back")
+    func allZeroEchoReply() throws {
+        let builder = PacketBuilder().ipv4(source: IPv4Address(1, 1, 1, 1), destination: IPv4Address(2, 2, 2, 2))
+        let zero = builder.icmpEcho(request: false, identifier: 0, sequence: 0)
+        #expect(zero[36] == 0xFF && zero[37] == 0xFF, "the builder's checksum of an all-zero message")
+        let test = TestPacket(builder.icmpEcho(request: false, identifier: 0x1234, sequence: 0))
+        let packet = try test.parse()
+        #expect(packet.setICMPIdentifier(0))
+        #expect(test.bytes == zero)
+        #expect(packet.verifyChecksums().transport == .good)
+    }
+
+    @Test("a UDP checksum that computes to zero is sent as 0xFFFF and survives a round trip")
+    func udpNegativeZero() throws {
+        // Find a source port that makes the checksum compute to zero.
+        let builder = PacketBuilder().ipv4(source: IPv4Address(10, 0, 0, 1), destination: IPv4Address(10, 0, 0, 2))
+        let port = try #require((UInt16(1)...UInt16.max).first { p in
+            let bytes = builder.udp(source: p, destination: 9)
+            return bytes[40] == 0xFF && bytes[41] == 0xFF
+        })
+        let test = TestPacket(builder.udp(source: port, destination: 9))
+        let original = test.bytes
+        let packet = try test.parse()
+        #expect(packet.setPort(port &+ 1, at: .source) && packet.setPort(port, at: .source))
+        #expect(test.bytes == original)
+    }
+}

@@ -26,17 +26,36 @@ struct BenchParser: ParsableCommand {
     @Option(help: "Run exactly this many passes over the packets instead of timing (for callgrind).")
     var passes: Int?
 
+    @Option(help: "Measure only this variant: parse or parse+key.")
+    var variant: String?
+
     @Flag(help: "Print a machine-readable JSON summary.")
     var json = false
+
+    func validate() throws {
+        if let variant, !["parse", "parse+key"].contains(variant) {
+            throw ValidationError("--variant must be parse or parse+key, not \(variant)")
+        }
+        if let passes, passes < 1 { throw ValidationError("--passes must be at least 1") }
+        if seconds <= 0 { throw ValidationError("--seconds must be positive") }
+    }
 
     func run() throws {
         var packets: [Packet] = []
         var pools: [BufferPool] = []
         for path in paths {
-            let reader = try CaptureReader(path: path)
-            // Size each buffer for the largest Ethernet frame, or the capture's own limit.
-            let pool = BufferPool(count: 1 << 16, dataRoom: reader.suggestedDataRoom)
+            // One pass to size the pool, one to fill it.
+            var count = 0
+            var largest = 64
+            let sizing = try CaptureReader(path: path)
+            while let record = try sizing.next() {
+                count += 1
+                largest = max(largest, record.bytes.count)
+            }
+            guard count > 0 else { continue }
+            let pool = BufferPool(count: count, dataRoom: largest)
             pools.append(pool)
+            let reader = try CaptureReader(path: path)
             while var packet = pool.allocate(), try reader.next(into: &packet) {
                 packets.append(packet)
             }
@@ -45,7 +64,8 @@ struct BenchParser: ParsableCommand {
         let count = packets.count
         var results: [String: Double] = [:]
         var checksum: UInt64 = 0
-        for variant in ["parse", "parse+key"] {
+        let variants = variant.map { [$0] } ?? ["parse", "parse+key"]
+        for variant in variants {
             let withKey = variant == "parse+key"
             var done = 0
             let start = DispatchTime.now().uptimeNanoseconds
@@ -75,7 +95,7 @@ struct BenchParser: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
         } else {
             print("\(count) packets from \(paths.count) captures (check \(checksum & 0xFF))")
-            for variant in ["parse", "parse+key"] {
+            for variant in variants {
                 let ns = results[variant]!
                 print("  \(variant.padding(toLength: 10, withPad: " ", startingAt: 0)) \(String(format: "%7.1f", ns)) ns/packet  \(String(format: "%6.1f", 1000 / ns)) Mpps")
             }

@@ -7,6 +7,12 @@
 /// Each returns `false`, changing nothing, when the packet has no such field
 /// (an IPv6 address asked of an IPv4 packet, a port of a non-first fragment).
 /// A UDP checksum of zero (none, over IPv4) stays zero.
+///
+/// Rewriting a field and writing its old value back restores the packet's
+/// bytes exactly, with one exception that no packet with a correct checksum
+/// has: a wrong checksum field holding 0xFFFF or 0x0000 may come back as the
+/// other, since one's complement's two zeros are indistinguishable to the
+/// RFC 1624 update.
 extension Packet {
     /// Sets the IPv4 address at `endpoint`.
     @inlinable
@@ -64,7 +70,21 @@ extension Packet {
         let old = data.loadBigEndian(l4 + 4, as: UInt16.self)
         data.storeBigEndian(new, at: l4 + 4)
         updateChecksum(at: l4 + 2) { InternetChecksum.updated($0, old: old, new: new) }
+        if layout.transport == .icmpv4 && data.loadBigEndian(l4 + 2, as: UInt16.self) == 0 {
+            fixAllZeroICMPChecksum()
+        }
         return true
+    }
+
+    /// An ICMP message with no pseudo-header whose every word is zero (an
+    /// echo reply with identifier, sequence and payload all zero) sums to +0,
+    /// so its checksum is 0xFFFF; the incremental update cannot tell that
+    /// from the -0 sum that gives 0x0000, so look.
+    @usableFromInline
+    func fixAllZeroICMPChecksum() {
+        let l4 = Int(layout.l4Offset)
+        let message = UnsafeRawBufferPointer(start: data + l4, count: Int(layout.l3End) - l4)
+        if message.allSatisfy({ $0 == 0 }) { data.storeBigEndian(UInt16(0xFFFF), at: l4 + 2) }
     }
 
     /// Sets the IPv4 address at `endpoint` of the packet an ICMP error quotes.
