@@ -10,12 +10,19 @@
 public struct PacketBuilder: Sendable {
     /// TCP flag bits.
     public struct TCPFlags: OptionSet, Sendable {
+        /// The flags byte.
         public let rawValue: UInt8
+        /// Flags from the flags byte.
         public init(rawValue: UInt8) { self.rawValue = rawValue }
+        /// FIN: no more data from the sender.
         public static let fin = TCPFlags(rawValue: 0x01)
+        /// SYN: synchronise sequence numbers.
         public static let syn = TCPFlags(rawValue: 0x02)
+        /// RST: reset the connection.
         public static let rst = TCPFlags(rawValue: 0x04)
+        /// PSH: push.
         public static let psh = TCPFlags(rawValue: 0x08)
+        /// ACK: the acknowledgement number is valid.
         public static let ack = TCPFlags(rawValue: 0x10)
     }
 

@@ -15,7 +15,9 @@ public final class BufferPool: PacketPool {
 
     /// The number of buffers.
     public let count: Int
+    /// Room for packet data in each buffer.
     public let dataRoom: Int
+    /// Bytes reserved in front of each packet's data.
     public let headroom: Int
     /// The distance between two buffers in the slab (64-byte aligned).
     public let stride: Int
@@ -49,6 +51,7 @@ public final class BufferPool: PacketPool {
     @inlinable
     public var available: Int { freeCount }
 
+    /// Takes a buffer, or returns `nil` when all are handed out.
     @inlinable
     public func allocate() -> Packet? {
         guard freeCount > 0 else { return nil }
@@ -58,6 +61,7 @@ public final class BufferPool: PacketPool {
                       handle: UInt(index), headroom: headroom)
     }
 
+    /// Takes a buffer back; releasing one twice, or one of another pool, traps.
     @inlinable
     public func release(_ packet: Packet) {
         precondition(packet.handle < UInt(count) && freeCount < count,

@@ -65,6 +65,7 @@ public struct FragmentInfo: Hashable, Sendable {
     @inlinable
     public var isNonFirst: Bool { offset != 0 }
 
+    /// No fragmentation.
     public init() {}
 }
 
@@ -87,6 +88,7 @@ public struct QuotedPacket: Hashable, Sendable {
     /// Where the quote ends (the end of the outer IP datagram).
     public var end: UInt32 = 0
 
+    /// An empty quote, filled in by the parser.
     public init() {}
 
     /// The number of quoted transport bytes.
@@ -126,6 +128,7 @@ public struct PacketLayout: Hashable, Sendable {
     /// The packet an ICMP error quotes, when ``icmp`` is ``ICMPKind/error``.
     public var quote: QuotedPacket? = nil
 
+    /// An empty layout, filled in by the parser.
     public init() {}
 
     /// The VLAN ids (the low 12 bits of each tag), outer first.
