@@ -93,6 +93,18 @@ struct TraceDecodeTests {
         case .none:
             where_.check(false, "parsed with no network layer")
         }
+        // The transport protocol tshark found after the IP header and any
+        // IPv6 extension headers is ours.
+        let afterIP = protocols.drop { $0 != "ip" && $0 != "ipv6" }.dropFirst().drop { $0.hasPrefix("ipv6.") }.first
+        switch layout.transport {
+        case .tcp: where_.check(afterIP == "tcp" && layout.ipProtocol == 6, "transport: tshark says \(afterIP ?? "none")")
+        case .udp: where_.check(afterIP == "udp" && layout.ipProtocol == 17, "transport: tshark says \(afterIP ?? "none")")
+        case .icmpv4: where_.check(afterIP == "icmp", "transport: tshark says \(afterIP ?? "none")")
+        case .icmpv6: where_.check(afterIP == "icmpv6", "transport: tshark says \(afterIP ?? "none")")
+        case .fragment, .other, .none:
+            where_.check(!["tcp", "udp", "icmp", "icmpv6"].contains(afterIP ?? ""),
+                         "we see no transport header; tshark decodes \(afterIP ?? "")")
+        }
         let checksums = packet.verifyChecksums()
         if layout.network == .ipv4 {
             where_.check(Self.status(checksums.ipv4Header) == t["ip.checksum.status"]?.first, "IPv4 header checksum")

@@ -130,21 +130,8 @@ extension Packet {
     @inlinable
     public var flowKey: FlowKey? {
         guard layout.network == .ipv4 || layout.network == .ipv6 else { return nil }
-        let l4 = Int(layout.l4Offset)
-        var key = FlowKey(source: address(.source), destination: address(.destination), sourcePort: 0,
-                          destinationPort: 0, ipProtocol: layout.ipProtocol, vlans: VLANStack(layout))
-        if layout.hasPorts {
-            key.sourcePort = data.loadBigEndian(l4, as: UInt16.self)
-            key.destinationPort = data.loadBigEndian(l4 + 2, as: UInt16.self)
-        } else if layout.icmp == .query {
-            let identifier = data.loadBigEndian(l4 + 4, as: UInt16.self)
-            if ICMPTypes.isRequest(data.loadByte(l4), isIPv6: layout.network == .ipv6) {
-                key.sourcePort = identifier
-            } else {
-                key.destinationPort = identifier
-            }
-        }
-        return key
+        return key(ipHeader: Int(layout.l3Offset), network: layout.network, ipProtocol: layout.ipProtocol,
+                   transportHeader: Int(layout.l4Offset), hasPorts: layout.hasPorts, icmp: layout.icmp)
     }
 
     /// The key of the flow of the packet an ICMP error quotes (with the outer
@@ -152,17 +139,25 @@ extension Packet {
     @inlinable
     public var quotedFlowKey: FlowKey? {
         guard let quote = layout.quote else { return nil }
-        let l4 = Int(quote.l4Offset)
-        var key = FlowKey(source: Self.address(data, ipHeader: Int(quote.l3Offset), network: quote.network, .source),
-                          destination: Self.address(data, ipHeader: Int(quote.l3Offset), network: quote.network,
-                                                    .destination),
-                          sourcePort: 0, destinationPort: 0, ipProtocol: quote.ipProtocol, vlans: VLANStack(layout))
-        if quote.transport == .tcp || quote.transport == .udp {
+        return key(ipHeader: Int(quote.l3Offset), network: quote.network, ipProtocol: quote.ipProtocol,
+                   transportHeader: Int(quote.l4Offset), hasPorts: quote.transport == .tcp || quote.transport == .udp,
+                   icmp: quote.icmp)
+    }
+
+    /// The key of the IP header at `ipHeader`, whose transport header (when
+    /// there is one) is at `transportHeader`.
+    @inlinable
+    func key(ipHeader: Int, network: NetworkLayer, ipProtocol: UInt8, transportHeader l4: Int, hasPorts: Bool,
+             icmp: ICMPKind) -> FlowKey {
+        var key = FlowKey(source: Self.address(data, ipHeader: ipHeader, network: network, .source),
+                          destination: Self.address(data, ipHeader: ipHeader, network: network, .destination),
+                          sourcePort: 0, destinationPort: 0, ipProtocol: ipProtocol, vlans: VLANStack(layout))
+        if hasPorts {
             key.sourcePort = data.loadBigEndian(l4, as: UInt16.self)
             key.destinationPort = data.loadBigEndian(l4 + 2, as: UInt16.self)
-        } else if quote.icmp == .query {
+        } else if icmp == .query {
             let identifier = data.loadBigEndian(l4 + 4, as: UInt16.self)
-            if ICMPTypes.isRequest(data.loadByte(l4), isIPv6: quote.network == .ipv6) {
+            if ICMPTypes.isRequest(data.loadByte(l4), isIPv6: network == .ipv6) {
                 key.sourcePort = identifier
             } else {
                 key.destinationPort = identifier
