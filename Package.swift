@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
     ],
     targets: [
         .target(
@@ -38,7 +39,10 @@ let package = Package(
         ),
         .target(
             name: "StatelessKitStore",
-            dependencies: ["StatelessKit", "CHiredisShim"]
+            dependencies: [
+                "StatelessKit", "CHiredisShim",
+                .product(name: "Atomics", package: "swift-atomics"),
+            ]
         ),
 
         // DPDK: the system library gives include and link flags; the shim

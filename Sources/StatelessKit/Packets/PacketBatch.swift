@@ -55,6 +55,15 @@ public final class PacketBatch {
         return true
     }
 
+    /// Keeps the first `count` packets and forgets the rest (their buffers
+    /// are the caller's to release).
+    @inlinable
+    public func truncate(to count: Int) {
+        precondition(count >= 0 && count <= self.count, "truncating a batch beyond its count")
+        (storage + count).deinitialize(count: self.count - count)
+        storedCount = count
+    }
+
     /// Forgets every packet (their buffers are the caller's to release).
     @inlinable
     public func removeAll() {

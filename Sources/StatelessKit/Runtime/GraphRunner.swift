@@ -1,0 +1,185 @@
+/// Runs a graph for one worker: batches go in, each node runs over the
+/// packets that reached it, and packets come out per port, dropped (counted
+/// by reason), or parked while the store answers the batch's state
+/// operations. Several batches are in flight at once, so the worker does not
+/// sit idle through a store round trip.
+///
+/// A runner belongs to one thread.
+public final class GraphRunner {
+    /// The graph run.
+    public let graph: Graph
+    /// The ports the graph sends to, in the order of ``drain(_:)``'s calls.
+    public let ports: [UInt16]
+    /// Packets per node output, drops by reason, and what nodes count.
+    public let counters: Counters
+
+    @usableFromInline let programs: [NodeProgram]
+    @usableFromInline let routes: [[Route]]
+    @usableFromInline let pool: any PacketPool
+    @usableFromInline let session: (any StateSession)?
+    @usableFromInline let slots: [BatchSlot]
+    @usableFromInline var freeSlots: [Int]
+    @usableFromInline var finished: [Int] = []
+    @usableFromInline let entry: Route
+    @usableFromInline let storeFailureDrop: Int
+    @usableFromInline var waiting = 0
+    let dropCounters: [String: Int]
+
+    /// The most packets a batch holds.
+    public let batchCapacity: Int
+
+    /// A runner for `graph` whose packets come from `pool`, with up to
+    /// `inFlight` batches of up to `batchCapacity` packets at once, talking to
+    /// the store through `session` (which graphs without stateful nodes do not
+    /// need).
+    public init(graph: Graph, pool: any PacketPool, session: (any StateSession)?, batchCapacity: Int = 32,
+                inFlight: Int = 4, counters: Counters = Counters()) {
+        precondition(batchCapacity > 0 && inFlight > 0, "a runner needs room for at least one packet")
+        self.graph = graph
+        self.pool = pool
+        self.session = session
+        self.batchCapacity = batchCapacity
+        self.counters = counters
+        var ports: [UInt16] = []
+        var drops: [String: Int] = [:]
+        for table in graph.routes + [[graph.entry]] {
+            for target in table {
+                switch target {
+                case .port(let port) where !ports.contains(port): ports.append(port)
+                case .drop(let reason) where drops[reason] == nil: drops[reason] = counters.index(of: "drop.\(reason)")
+                default: break
+                }
+            }
+        }
+        storeFailureDrop = counters.index(of: "drop.stateUnavailable")
+        drops["stateUnavailable"] = storeFailureDrop
+        self.ports = ports
+        dropCounters = drops
+        func resolve(_ target: GraphTarget) -> Route {
+            switch target {
+            case .node(let index): return Route(kind: .node, index: Int32(index))
+            case .port(let port): return Route(kind: .port, index: Int32(ports.firstIndex(of: port)!))
+            case .drop(let reason): return Route(kind: .drop, index: Int32(drops[reason]!))
+            }
+        }
+        routes = graph.routes.map { $0.map(resolve) }
+        entry = resolve(graph.entry)
+        programs = graph.nodes.map { $0.make(inFlight, batchCapacity) }
+        slots = (0..<inFlight).map { BatchSlot(id: $0, nodes: graph.nodes.count, ports: ports.count,
+                                               capacity: batchCapacity) }
+        freeSlots = Array((0..<inFlight).reversed())
+        if session == nil && graph.nodes.contains(where: \.isStateful) {
+            preconditionFailure("graph \(graph.name) has stateful nodes: give the runner a store session")
+        }
+    }
+
+    /// Whether a new batch can go in now.
+    @inlinable
+    public var canAdmit: Bool { !freeSlots.isEmpty }
+
+    /// Batches waiting for the store.
+    @inlinable
+    public var waitingForStore: Int { waiting }
+
+    /// Batches in flight (waiting, or finished but not drained).
+    public var inFlight: Int { slots.count - freeSlots.count }
+
+    /// Takes the packets of `batch` (leaving it empty) and runs them as far
+    /// as they go without waiting for the store. Check ``canAdmit`` first.
+    @inlinable
+    public func admit(_ batch: PacketBatch, now: Timestamp) {
+        precondition(batch.count <= batchCapacity, "a batch larger than the runner's batch capacity")
+        guard let id = freeSlots.popLast() else { preconditionFailure("admit with no free slot: check canAdmit") }
+        let slot = slots[id]
+        slot.isBusy = true
+        slot.now = now
+        slot.position = 0
+        for i in 0..<batch.count { deliver(batch[i], entry, slot) }
+        batch.removeAll()
+        proceed(slot)
+    }
+
+    /// Collects the store's answers and continues the batches they belong
+    /// to. With `wait`, blocks until at least one answer comes when any
+    /// batch is waiting.
+    @inlinable
+    public func advance(wait: Bool) {
+        guard waiting > 0, let session else { return }
+        session.poll(wait: wait) { request in
+            waiting -= 1
+            let slot = slots[request.tag]
+            let node = graph.order[slot.position]
+            if !programs[node].resume(self, slot, node) {
+                slot.position += 1
+                proceed(slot)
+            }
+        }
+    }
+
+    /// Hands each finished batch's packets to `emit`, port by port (the
+    /// packets are then the caller's), and frees its slot.
+    @inlinable
+    public func drain(_ emit: (UInt16, PacketBatch) -> Void) {
+        for id in finished {
+            let slot = slots[id]
+            for (index, output) in slot.outputs.enumerated() where !output.isEmpty {
+                emit(ports[index], output)
+                precondition(output.isEmpty, "emit must take every packet of the batch")
+            }
+            slot.isBusy = false
+            freeSlots.append(id)
+        }
+        finished.removeAll(keepingCapacity: true)
+    }
+
+    /// Runs `slot`'s nodes in order from its position until it waits or ends.
+    @inlinable
+    func proceed(_ slot: BatchSlot) {
+        let order = graph.order
+        while slot.position < order.count {
+            let node = order[slot.position]
+            if !slot.inputs[node].isEmpty && programs[node].run(self, slot, node) { return }
+            slot.position += 1
+        }
+        finished.append(slot.id)
+    }
+
+    /// Sends a packet on.
+    @inlinable @inline(__always)
+    func deliver(_ packet: Packet, _ route: Route, _ slot: BatchSlot) {
+        switch route.kind {
+        case .node: slot.inputs[Int(route.index)].append(packet)
+        case .port: slot.outputs[Int(route.index)].append(packet)
+        case .drop:
+            counters.add(at: Int(route.index))
+            pool.release(packet)
+        }
+    }
+
+    /// Sends the slot's request to the store.
+    @inlinable
+    func submit(_ slot: BatchSlot) {
+        slot.outgoing.tag = slot.id
+        slot.outgoing.now = slot.now
+        waiting += 1
+        session!.submit(slot.outgoing)
+    }
+
+    /// Drops every packet of `batch` under the counter at `reason`.
+    @inlinable
+    func dropAll(_ batch: PacketBatch, reason: Int, failure: String) {
+        for i in 0..<batch.count {
+            counters.add(at: reason)
+            pool.release(batch[i])
+        }
+        batch.removeAll()
+    }
+
+    /// Drops by reason so far.
+    public var drops: [String: Int] {
+        dropCounters.reduce(into: [:]) { result, item in
+            let count = counters.values[item.value]
+            if count > 0 { result[item.key] = count }
+        }
+    }
+}

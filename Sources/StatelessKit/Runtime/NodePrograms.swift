@@ -1,0 +1,87 @@
+/// Holds a node value that `process` may mutate, one per worker.
+@usableFromInline
+final class NodeCell<N> {
+    @usableFromInline var node: N
+    @usableFromInline init(_ node: N) { self.node = node }
+}
+
+/// Holds a stateful node and, per slot, the scratch of its waiting packets.
+@usableFromInline
+final class StatefulNodeCell<N: StatefulNode> {
+    @usableFromInline let node: N
+    @usableFromInline var scratch: [[N.Scratch]]
+
+    @usableFromInline init(_ node: N, slots: Int, capacity: Int) {
+        self.node = node
+        scratch = (0..<slots).map { _ in [N.Scratch](repeating: N.emptyScratch, count: capacity) }
+    }
+}
+
+extension NodeProgram {
+    /// The program of a plain node.
+    @inlinable
+    static func plain<N: Node>(_ node: N) -> NodeProgram {
+        let cell = NodeCell(node)
+        return NodeProgram(
+            run: { runner, slot, index in
+                let input = slot.inputs[index]
+                var context = NodeContext(now: slot.now, counters: runner.counters)
+                let routes = runner.routes[index]
+                for i in 0..<input.count {
+                    let output = cell.node.process(&input[i], &context)
+                    runner.deliver(input[i], routes[Int(output.rawValue)], slot)
+                }
+                input.removeAll()
+                return false
+            },
+            resume: { _, _, _ in preconditionFailure("a plain node never waits") })
+    }
+
+    /// The program of a stateful node.
+    @inlinable
+    static func stateful<N: StatefulNode>(_ node: N, slots: Int, capacity: Int) -> NodeProgram {
+        let cell = StatefulNodeCell(node, slots: slots, capacity: capacity)
+        // Runs `step` for each packet of the slot's input; keeps those that
+        // wait, with their scratch, and sends their operations.
+        @inline(__always)
+        func pass(_ runner: GraphRunner, _ slot: BatchSlot, _ index: Int, first: Bool) -> Bool {
+            let input = slot.inputs[index]
+            var context = NodeContext(now: slot.now, counters: runner.counters)
+            var access = StateAccess(outgoing: slot.outgoing, answered: first ? nil : slot.answered, now: slot.now)
+            let routes = runner.routes[index]
+            var waiting = 0
+            for i in 0..<input.count {
+                var packet = input[i]
+                var scratch = first ? N.emptyScratch : cell.scratch[slot.id][i]
+                let step = first ? cell.node.start(&packet, &scratch, &access, &context)
+                                 : cell.node.resume(&packet, &scratch, &access, &context)
+                switch step {
+                case .done(let output):
+                    runner.deliver(packet, routes[Int(output.rawValue)], slot)
+                case .wait:
+                    input[waiting] = packet
+                    cell.scratch[slot.id][waiting] = scratch
+                    waiting += 1
+                }
+            }
+            input.truncate(to: waiting)
+            guard waiting > 0 else { return false }
+            precondition(!slot.outgoing.isEmpty, "\(cell.node.name) waited without issuing a state operation")
+            runner.submit(slot)
+            return true
+        }
+        return NodeProgram(
+            run: { runner, slot, index in
+                slot.outgoing.reset()
+                return pass(runner, slot, index, first: true)
+            },
+            resume: { runner, slot, index in
+                slot.swapRequests()
+                if let failure = slot.answered.failure {
+                    runner.dropAll(slot.inputs[index], reason: runner.storeFailureDrop, failure: failure)
+                    return false
+                }
+                return pass(runner, slot, index, first: false)
+            })
+    }
+}

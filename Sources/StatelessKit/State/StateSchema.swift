@@ -1,0 +1,128 @@
+/// A state table an NF declares: fixed-size keys and values, how long an
+/// idle entry lives, how many entries it may hold, and whether each entry is
+/// found by a second key too (both directions of a flow installed together).
+///
+/// Tables are declared through a ``StateSchema``, which numbers them; node
+/// code holds the table and passes it to ``StateAccess``.
+public struct StateTable<Key: StateCodable, Value: StateCodable>: Sendable {
+    /// The table's number in its schema.
+    public let id: Int
+    /// The table's name, as stores and tools show it.
+    public let name: String
+    /// The most entries the table may hold; an insert beyond it fails.
+    public let capacity: Int
+    /// The second key of an entry, for tables whose entries are found from
+    /// both directions of a flow; `nil` for one-key tables.
+    public let reverseKey: (@Sendable (Key, Value) -> Key)?
+    /// The pool resource an entry holds, which goes back to its pool when the
+    /// entry is deleted or expires.
+    public let heldResource: (@Sendable (Key, Value) -> PoolResource?)?
+}
+
+/// A pooled resource held by a table entry: an item of a pool, encoded.
+public struct PoolResource: Sendable, Equatable {
+    /// The pool's number in its schema.
+    public let pool: Int
+    /// The item's encoding.
+    public let bytes: [UInt8]
+
+    /// The resource `item` of `pool`.
+    public init<Item>(_ pool: StatePool<Item>, _ item: Item) {
+        self.pool = pool.id
+        var bytes = [UInt8](repeating: 0, count: Item.encodedSize)
+        bytes.withUnsafeMutableBytes { item.encode(to: $0.baseAddress!) }
+        self.bytes = bytes
+    }
+}
+
+/// A pool of resources (the free external ports of a NAT), from which items
+/// are taken and to which they return, atomically in the store.
+public struct StatePool<Item: StateCodable>: Sendable {
+    /// The pool's number in its schema.
+    public let id: Int
+    /// The pool's name.
+    public let name: String
+    /// The items the pool starts with.
+    public let items: [Item]
+}
+
+/// The tables and pools of one NF deployment. A store is set up from it, and
+/// a deployment's keys are named after `namespace`, so that several NFs share
+/// one store.
+public final class StateSchema: @unchecked Sendable {
+    /// The deployment's name: what keys are prefixed with.
+    public let namespace: String
+    /// The tables, by number.
+    public private(set) var tables: [TableDescription] = []
+    /// The pools, by number.
+    public private(set) var pools: [PoolDescription] = []
+
+    /// An empty schema for the deployment `namespace`.
+    public init(namespace: String) {
+        self.namespace = namespace
+    }
+
+    /// Declares a table.
+    public func table<Key: StateCodable, Value: StateCodable>(
+        _ name: String, key: Key.Type, value: Value.Type, capacity: Int,
+        reverseKey: (@Sendable (Key, Value) -> Key)? = nil,
+        heldResource: (@Sendable (Key, Value) -> PoolResource?)? = nil
+    ) -> StateTable<Key, Value> {
+        precondition(capacity > 0, "table \(name): the capacity must be positive")
+        precondition(!tables.contains { $0.name == name }, "table \(name) declared twice")
+        let table = StateTable(id: tables.count, name: name, capacity: capacity, reverseKey: reverseKey,
+                               heldResource: heldResource)
+        tables.append(TableDescription(
+            name: name, keySize: Key.encodedSize, valueSize: Value.encodedSize, capacity: capacity,
+            isBidirectional: reverseKey != nil,
+            reverseKey: reverseKey.map { derive in
+                { @Sendable key, value in Self.encode(derive(Key(decoding: key), Value(decoding: value))) }
+            },
+            heldResource: heldResource.map { derive in
+                { @Sendable key, value in derive(Key(decoding: key), Value(decoding: value)) }
+            }))
+        return table
+    }
+
+    /// Declares a pool holding `items`.
+    public func pool<Item: StateCodable>(_ name: String, items: [Item]) -> StatePool<Item> {
+        precondition(!pools.contains { $0.name == name }, "pool \(name) declared twice")
+        let pool = StatePool(id: pools.count, name: name, items: items)
+        pools.append(PoolDescription(name: name, itemSize: Item.encodedSize, items: items.map(Self.encode)))
+        return pool
+    }
+
+    static func encode<T: StateCodable>(_ value: T) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: T.encodedSize)
+        bytes.withUnsafeMutableBytes { value.encode(to: $0.baseAddress!) }
+        return bytes
+    }
+}
+
+/// A table as a store sees it: sizes and the derivations it needs, on bytes.
+public struct TableDescription: Sendable {
+    /// The table's name.
+    public let name: String
+    /// The key's encoded size.
+    public let keySize: Int
+    /// The value's encoded size.
+    public let valueSize: Int
+    /// The most entries.
+    public let capacity: Int
+    /// Whether each entry has a second key.
+    public let isBidirectional: Bool
+    /// The second key from the first key and the value.
+    public let reverseKey: (@Sendable (UnsafeRawPointer, UnsafeRawPointer) -> [UInt8])?
+    /// The resource an entry holds, from its key and value.
+    public let heldResource: (@Sendable (UnsafeRawPointer, UnsafeRawPointer) -> PoolResource?)?
+}
+
+/// A pool as a store sees it.
+public struct PoolDescription: Sendable {
+    /// The pool's name.
+    public let name: String
+    /// The item's encoded size.
+    public let itemSize: Int
+    /// The items the pool starts with, encoded.
+    public let items: [[UInt8]]
+}

@@ -1,0 +1,189 @@
+import StatelessKit
+
+/// The embedded, in-process store: the default. Tables are sharded and
+/// safe to use from every worker at once; every operation of
+/// ``StateOperationKind`` is atomic. Instances of an NF in one process share
+/// it; instances in several processes share Redis instead.
+public final class EmbeddedStore: StateStore, @unchecked Sendable {
+    /// The number of shards per table (a power of two).
+    public let shardCount: Int
+    let lock = ShardLock()
+    var deployments: [String: EmbeddedDeployment] = [:]
+
+    /// A store with `shardCount` shards per table.
+    public init(shardCount: Int = 64) {
+        precondition(shardCount > 0 && shardCount.nonzeroBitCount == 1, "the shard count must be a power of two")
+        self.shardCount = shardCount
+    }
+
+    public func prepare(_ schema: StateSchema) throws {
+        _ = try deployment(schema)
+    }
+
+    public func makeSession(for schema: StateSchema) throws -> any StateSession {
+        EmbeddedSession(try deployment(schema))
+    }
+
+    func deployment(_ schema: StateSchema) throws -> EmbeddedDeployment {
+        lock.lock()
+        defer { lock.unlock() }
+        if let existing = deployments[schema.namespace] {
+            guard existing.tables.map(\.description.name) == schema.tables.map(\.name),
+                  existing.pools.map(\.description.name) == schema.pools.map(\.name) else {
+                throw StateStoreError("deployment \(schema.namespace) exists with other tables or pools")
+            }
+            return existing
+        }
+        let deployment = EmbeddedDeployment(schema: schema, shardCount: shardCount)
+        deployments[schema.namespace] = deployment
+        return deployment
+    }
+
+    /// What a deployment's tables hold: entries and bytes per table, items
+    /// free per pool.
+    public func statistics(namespace: String) -> EmbeddedStatistics? {
+        lock.lock()
+        let deployment = deployments[namespace]
+        lock.unlock()
+        guard let deployment else { return nil }
+        return EmbeddedStatistics(
+            tables: Dictionary(uniqueKeysWithValues: deployment.tables.map {
+                ($0.description.name, EmbeddedStatistics.Table(entries: $0.entries.load(ordering: .relaxed), bytes: $0.bytes))
+            }),
+            freeItems: Dictionary(uniqueKeysWithValues: deployment.pools.map { ($0.description.name, $0.available) }))
+    }
+}
+
+/// A failure of a store.
+public struct StateStoreError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// What an embedded deployment holds.
+public struct EmbeddedStatistics: Sendable {
+    /// A table's size.
+    public struct Table: Sendable {
+        /// Live entries (a bidirectional pair counts once).
+        public var entries: Int
+        /// Bytes allocated for the table.
+        public var bytes: Int
+    }
+    /// The tables, by name.
+    public var tables: [String: Table]
+    /// Free items, by pool name.
+    public var freeItems: [String: Int]
+}
+
+/// The tables and pools of one deployment.
+final class EmbeddedDeployment: @unchecked Sendable {
+    let tables: [EmbeddedTable]
+    let pools: [EmbeddedPool]
+
+    init(schema: StateSchema, shardCount: Int) {
+        tables = schema.tables.map { EmbeddedTable($0, shardCount: shardCount) }
+        pools = schema.pools.map(EmbeddedPool.init)
+    }
+
+    func give(_ resource: PoolResource) {
+        resource.bytes.withUnsafeBytes { pools[resource.pool].give($0.baseAddress!) }
+    }
+}
+
+/// A worker's session on the embedded store: each request is answered when
+/// it is submitted, and handed back by the next poll.
+final class EmbeddedSession: StateSession {
+    let deployment: EmbeddedDeployment
+    var answered: [StateRequest] = []
+    var sweepTable = 0
+    var sweepShard = 0
+
+    init(_ deployment: EmbeddedDeployment) {
+        self.deployment = deployment
+        answered.reserveCapacity(16)
+    }
+
+    func submit(_ request: StateRequest) {
+        let now = request.now.nanoseconds
+        request.results.removeAll(keepingCapacity: true)
+        for operation in request.operations {
+            request.results.append(execute(operation, request, now: now))
+        }
+        answered.append(request)
+    }
+
+    func execute(_ op: StateOperation, _ request: StateRequest, now: Int64) -> StateResult {
+        switch op.kind {
+        case .take:
+            return deployment.pools[Int(op.table)].take(request)
+        case .give:
+            deployment.pools[Int(op.table)].give(request.bytes(at: op.key))
+            return StateResult(status: .ok)
+        default:
+            break
+        }
+        let table = deployment.tables[Int(op.table)]
+        let key = request.bytes(at: op.key)
+        switch op.kind {
+        case .read:
+            return table.read(key, now: now, request)
+        case .insertIfAbsent:
+            let (result, released) = table.insertIfAbsent(
+                key, second: op.secondKey >= 0 ? request.bytes(at: op.secondKey) : nil, value: request.bytes(at: op.value),
+                deadline: op.deadline, now: now, releaseOnConflict: op.releaseOnConflict, request)
+            released.forEach(deployment.give)
+            return result
+        case .compareAndSet:
+            return table.compareAndSet(key, expected: request.bytes(at: op.expected), new: request.bytes(at: op.value),
+                                       deadline: op.deadline, now: now, request)
+        case .delete:
+            let (live, resource) = table.delete(key, now: now)
+            if let resource { deployment.give(resource) }
+            return StateResult(status: live ? .ok : .missing)
+        case .touch:
+            return table.touch(key, deadline: op.deadline, now: now)
+        case .add:
+            return table.add(key, delta: op.delta)
+        case .take, .give:
+            preconditionFailure("handled above")
+        }
+    }
+
+    @discardableResult
+    func poll(wait: Bool, _ handle: (StateRequest) -> Void) -> Int {
+        let count = answered.count
+        // Handling a request may submit the next step of its batch.
+        var index = 0
+        while index < answered.count {
+            handle(answered[index])
+            index += 1
+        }
+        answered.removeAll(keepingCapacity: true)
+        return count
+    }
+
+    func expire(now: Timestamp, budget: Int) -> Int {
+        var expired = 0
+        var visited = 0
+        let tables = deployment.tables
+        guard !tables.isEmpty else { return 0 }
+        let shardCount = tables[0].shards.count
+        while expired < budget && visited < tables.count * shardCount {
+            let table = tables[sweepTable]
+            for key in table.expiredKeys(in: sweepShard, now: now.nanoseconds, budget: budget - expired) {
+                let (_, resource) = key.withUnsafeBytes {
+                    table.delete($0.baseAddress!, now: now.nanoseconds, onlyIfExpired: true)
+                }
+                if let resource { deployment.give(resource) }
+                expired += 1
+            }
+            visited += 1
+            sweepShard += 1
+            if sweepShard == shardCount {
+                sweepShard = 0
+                sweepTable = (sweepTable + 1) % tables.count
+            }
+        }
+        return expired
+    }
+}

@@ -1,0 +1,289 @@
+import Atomics
+import StatelessKit
+
+/// An embedded table: entries spread over shards by key hash. A
+/// bidirectional entry is stored under each of its keys (each copy names the
+/// other key), so a read takes one shard's lock; a change takes the locks of
+/// the shards of both copies, in shard order.
+final class EmbeddedTable: @unchecked Sendable {
+    let description: TableDescription
+    let shards: [TableShard]
+    let shardShift: UInt64
+    let keySize: Int
+    let valueSize: Int
+    let partnerOffset: Int
+    let valueOffset: Int
+    /// Live entries (a bidirectional pair counts once), against the capacity.
+    let entries = ManagedAtomic<Int>(0)
+
+    init(_ description: TableDescription, shardCount: Int) {
+        self.description = description
+        keySize = description.keySize
+        valueSize = description.valueSize
+        partnerOffset = 16 + keySize
+        valueOffset = 16 + keySize * (description.isBidirectional ? 2 : 1)
+        let stride = (valueOffset + valueSize + 7) & ~7
+        let copies = description.capacity * (description.isBidirectional ? 2 : 1)
+        // Room for hash imbalance between shards.
+        let perShard = copies / shardCount + copies / (shardCount * 4) + 64
+        shards = (0..<shardCount).map { _ in TableShard(recordCapacity: perShard, stride: stride) }
+        shardShift = UInt64(64 - shardCount.trailingZeroBitCount)
+    }
+
+    /// Bytes the table holds.
+    var bytes: Int { shards.reduce(0) { $0 + $1.bytes } }
+
+    @inline(__always) func shard(_ hash: UInt64) -> Int { shardShift == 64 ? 0 : Int(hash >> shardShift) }
+
+    @inline(__always) func deadline(_ record: UnsafeMutableRawPointer) -> Int64 {
+        record.load(as: Int64.self)
+    }
+
+    /// A key located: its hash and shard.
+    struct Located {
+        let key: UnsafeRawPointer
+        let hash: UInt64
+        let shard: Int
+    }
+
+    @inline(__always) func locate(_ key: UnsafeRawPointer) -> Located {
+        let hash = keyHash(key, keySize)
+        return Located(key: key, hash: hash, shard: shard(hash))
+    }
+
+    /// Locks `shards` (each once, in order), runs `body`, unlocks.
+    @inline(__always)
+    func locked<R>(_ wanted: [Int], _ body: () -> R) -> R {
+        let order = Array(Set(wanted)).sorted()
+        for s in order { shards[s].lock.lock() }
+        defer { for s in order.reversed() { shards[s].lock.unlock() } }
+        return body()
+    }
+
+    /// Runs `body` with the locks of `key`'s shard and, if the entry there
+    /// has a partner copy, of the partner's shard; `body` gets the slot of
+    /// `key` (or `nil`) and the partner's location. Extra shards in `also`
+    /// are locked too.
+    func withEntry<R>(_ key: Located, also: [Int] = [],
+                      _ body: (Int?, Located?) -> R) -> R {
+        var wanted = [key.shard] + also
+        while true {
+            let outcome: R? = locked(wanted) {
+                guard let slot = shards[key.shard].find(key.key, keySize, hash: key.hash) else { return body(nil, nil) }
+                let record = shards[key.shard].record(slot)
+                guard record.load(fromByteOffset: 8, as: UInt8.self) & TableShard.hasPartner != 0 else {
+                    return body(slot, nil)
+                }
+                let partner = locate(UnsafeRawPointer(record + partnerOffset))
+                guard wanted.contains(partner.shard) else { return nil }
+                return body(slot, partner)
+            }
+            if let outcome { return outcome }
+            // The partner's shard was not locked: lock it too and look again.
+            let record = locked([key.shard]) { () -> Located? in
+                guard let slot = shards[key.shard].find(key.key, keySize, hash: key.hash) else { return nil }
+                let record = shards[key.shard].record(slot)
+                return locate(UnsafeRawPointer(record + partnerOffset))
+            }
+            if let partner = record { wanted.append(partner.shard) }
+        }
+    }
+
+    /// Removes the entry in `slot` of `key`'s shard and its partner copy
+    /// (whose shard must be locked); returns the resource it held.
+    func removePair(_ key: Located, slot: Int, partner: Located?) -> PoolResource? {
+        let record = shards[key.shard].record(slot)
+        let resource = description.heldResource?(UnsafeRawPointer(record + 16), UnsafeRawPointer(record + valueOffset))
+        if let partner, let partnerSlot = shards[partner.shard].find(partner.key, keySize, hash: partner.hash) {
+            shards[partner.shard].remove(partnerSlot)
+        }
+        shards[key.shard].remove(slot)
+        entries.wrappingDecrement(ordering: .relaxed)
+        return resource
+    }
+
+    /// Writes a copy: deadline, flags, key, partner key, value.
+    func writeCopy(_ record: UnsafeMutableRawPointer, partner: UnsafeRawPointer?, value: UnsafeRawPointer,
+                   deadline: Int64) {
+        record.storeBytes(of: deadline, as: Int64.self)
+        record.storeBytes(of: partner == nil ? 0 : TableShard.hasPartner, toByteOffset: 8, as: UInt8.self)
+        if let partner { (record + partnerOffset).copyMemory(from: partner, byteCount: keySize) }
+        (record + valueOffset).copyMemory(from: value, byteCount: valueSize)
+    }
+
+    // MARK: Operations
+
+    func read(_ key: UnsafeRawPointer, now: Int64, _ request: StateRequest) -> StateResult {
+        let key = locate(key)
+        let shard = shards[key.shard]
+        shard.lock.lock()
+        defer { shard.lock.unlock() }
+        guard let slot = shard.find(key.key, keySize, hash: key.hash) else { return StateResult(status: .missing) }
+        let record = shard.record(slot)
+        let deadline = deadline(record)
+        guard deadline >= now else { return StateResult(status: .missing) }
+        let value = request.storeResult(record + valueOffset, count: valueSize)
+        return StateResult(status: .ok, value: value, deadline: deadline)
+    }
+
+    /// Inserts unless present; returns the result and the resources to give
+    /// back to pools (an expired entry's, a rejected value's).
+    func insertIfAbsent(_ key: UnsafeRawPointer, second: UnsafeRawPointer?, value: UnsafeRawPointer,
+                        deadline: Int64, now: Int64, releaseOnConflict: Bool,
+                        _ request: StateRequest) -> (StateResult, [PoolResource]) {
+        let first = locate(key)
+        let second = second.map(locate)
+        var released: [PoolResource] = []
+        func rejected() {
+            if releaseOnConflict, let resource = description.heldResource?(key, value) { released.append(resource) }
+        }
+        // Lock the shards of both keys; clear expired entries under either
+        // (with their partners, which withEntry locks too).
+        if let second {
+            let taken = withEntry(second, also: [first.shard]) { slot, partner -> Bool in
+                guard let slot else { return false }
+                if self.deadline(shards[second.shard].record(slot)) >= now { return true }
+                if let resource = removePair(second, slot: slot, partner: partner) { released.append(resource) }
+                return false
+            }
+            if taken {
+                // The second key belongs to another live entry.
+                return (StateResult(status: .collision), released)
+            }
+        }
+        let result = withEntry(first, also: second.map { [$0.shard] } ?? []) { slot, partner -> StateResult in
+            if let slot {
+                let record = shards[first.shard].record(slot)
+                let present = self.deadline(record)
+                if present >= now {
+                    rejected()
+                    return StateResult(status: .conflict,
+                                       value: request.storeResult(record + valueOffset, count: valueSize),
+                                       deadline: present)
+                }
+                if let resource = removePair(first, slot: slot, partner: partner) { released.append(resource) }
+            }
+            if let second,
+               shards[second.shard].find(second.key, keySize, hash: second.hash) != nil {
+                return StateResult(status: .collision)
+            }
+            if entries.loadThenWrappingIncrement(ordering: .relaxed) >= description.capacity {
+                entries.wrappingDecrement(ordering: .relaxed)
+                rejected()
+                return StateResult(status: .full)
+            }
+            guard let copy = shards[first.shard].insert(key, keySize, hash: first.hash) else {
+                entries.wrappingDecrement(ordering: .relaxed)
+                rejected()
+                return StateResult(status: .full)
+            }
+            writeCopy(copy, partner: second?.key, value: value, deadline: deadline)
+            if let second {
+                guard let other = shards[second.shard].insert(second.key, keySize, hash: second.hash) else {
+                    if let slot = shards[first.shard].find(key, keySize, hash: first.hash) { shards[first.shard].remove(slot) }
+                    entries.wrappingDecrement(ordering: .relaxed)
+                    rejected()
+                    return StateResult(status: .full)
+                }
+                writeCopy(other, partner: key, value: value, deadline: deadline)
+            }
+            return StateResult(status: .ok, value: request.storeResult(value, count: valueSize), deadline: deadline)
+        }
+        return (result, released)
+    }
+
+    func compareAndSet(_ key: UnsafeRawPointer, expected: UnsafeRawPointer, new: UnsafeRawPointer, deadline: Int64,
+                       now: Int64, _ request: StateRequest) -> StateResult {
+        let key = locate(key)
+        return withEntry(key) { slot, partner in
+            guard let slot else { return StateResult(status: .missing) }
+            let record = shards[key.shard].record(slot)
+            let present = self.deadline(record)
+            guard present >= now else { return StateResult(status: .missing) }
+            guard memcmp(record + valueOffset, expected, valueSize) == 0 else {
+                return StateResult(status: .conflict, value: request.storeResult(record + valueOffset, count: valueSize),
+                                   deadline: present)
+            }
+            update(key, slot: slot, partner: partner) { copy in
+                (copy + valueOffset).copyMemory(from: new, byteCount: valueSize)
+                copy.storeBytes(of: deadline, as: Int64.self)
+            }
+            return StateResult(status: .ok, deadline: deadline)
+        }
+    }
+
+    func touch(_ key: UnsafeRawPointer, deadline: Int64, now: Int64) -> StateResult {
+        let key = locate(key)
+        return withEntry(key) { slot, partner in
+            guard let slot, self.deadline(shards[key.shard].record(slot)) >= now else { return StateResult(status: .missing) }
+            update(key, slot: slot, partner: partner) { $0.storeBytes(of: deadline, as: Int64.self) }
+            return StateResult(status: .ok, deadline: deadline)
+        }
+    }
+
+    /// Deletes the entry of `key`; with `onlyIfExpiredAt`, only if it has
+    /// expired by then. Returns whether a live entry was deleted, and the
+    /// resource it held.
+    func delete(_ key: UnsafeRawPointer, now: Int64, onlyIfExpired: Bool = false) -> (Bool, PoolResource?) {
+        let key = locate(key)
+        return withEntry(key) { slot, partner in
+            guard let slot else { return (false, nil) }
+            let live = deadline(shards[key.shard].record(slot)) >= now
+            if onlyIfExpired && live { return (false, nil) }
+            return (live, removePair(key, slot: slot, partner: partner))
+        }
+    }
+
+    func add(_ key: UnsafeRawPointer, delta: Int64) -> StateResult {
+        let key = locate(key)
+        let shard = shards[key.shard]
+        shard.lock.lock()
+        defer { shard.lock.unlock() }
+        let record: UnsafeMutableRawPointer
+        if let slot = shard.find(key.key, keySize, hash: key.hash) {
+            record = shard.record(slot)
+        } else {
+            guard entries.loadThenWrappingIncrement(ordering: .relaxed) < description.capacity,
+                  let fresh = shard.insert(key.key, keySize, hash: key.hash) else {
+                entries.wrappingDecrement(ordering: .relaxed)
+                return StateResult(status: .full)
+            }
+            var zero: UInt64 = 0
+            writeCopy(fresh, partner: nil, value: &zero, deadline: .max)
+            record = fresh
+        }
+        let value = Int64(bitPattern: UInt64(decoding: record + valueOffset)) &+ delta
+        UInt64(bitPattern: value).encode(to: record + valueOffset)
+        return StateResult(status: .ok, integer: value)
+    }
+
+    /// Applies `change` to both copies of an entry.
+    func update(_ key: Located, slot: Int, partner: Located?, _ change: (UnsafeMutableRawPointer) -> Void) {
+        change(shards[key.shard].record(slot))
+        if let partner, let other = shards[partner.shard].find(partner.key, keySize, hash: partner.hash) {
+            change(shards[partner.shard].record(other))
+        }
+    }
+
+    /// Up to `budget` keys of entries in `shardIndex` that expired before `now`,
+    /// scanning on from the shard's cursor.
+    func expiredKeys(in shardIndex: Int, now: Int64, budget: Int) -> [[UInt8]] {
+        let shard = shards[shardIndex]
+        shard.lock.lock()
+        defer { shard.lock.unlock() }
+        var keys: [[UInt8]] = []
+        let slots = shard.mask + 1
+        var scanned = 0
+        while scanned < slots && keys.count < budget {
+            let slot = shard.sweepCursor
+            shard.sweepCursor = (shard.sweepCursor + 1) & shard.mask
+            scanned += 1
+            guard shard.tags[slot] != 0 else { continue }
+            let record = shard.record(slot)
+            if deadline(record) < now {
+                keys.append(Array(UnsafeRawBufferPointer(start: record + 16, count: keySize)))
+            }
+        }
+        return keys
+    }
+}

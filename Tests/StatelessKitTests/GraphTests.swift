@@ -1,0 +1,132 @@
+import StatelessKit
+import Testing
+
+@Suite("Graph DSL and runner")
+struct GraphTests {
+    static let inside = IPv4Address(10, 0, 0, 1)
+    static let web = IPv4Address(192, 0, 2, 80)
+
+    /// parse → protocol → (tcp: port 80/443 → port 1, else drop) ...
+    static func filter() throws -> Graph {
+        try Graph("web-filter") { g in
+            let parse = g.add(ParseNode())
+            let proto = g.add(ProtocolClassifier())
+            let webPorts = g.add(PortClassifier([80, 443]))
+            let local = g.add(PrefixClassifier(IPPrefix.privateIPv4, endpoint: .destination))
+            g.entry(parse)
+            g.route(parse) { switch $0 {
+                case .ip: proto
+                case .arp: g.port(2)
+                case .unsupported: g.drop("unsupported")
+                case .malformed: g.drop("malformed")
+            } }
+            g.route(proto) { switch $0 {
+                case .tcp: webPorts
+                case .udp, .icmp: local
+                case .fragment, .other: g.drop("other protocol")
+            } }
+            g.route(webPorts) { switch $0 {
+                case .match: g.port(1)
+                case .other: g.drop("not web")
+            } }
+            g.route(local) { switch $0 {
+                case .match: g.port(2)
+                case .other: g.drop("external udp")
+            } }
+        }
+    }
+
+    @Test("each packet leaves by its port or is dropped once, counted by reason")
+    func routing() throws {
+        let graph = try Self.filter()
+        let pool = BufferPool(count: 64)
+        let runner = GraphRunner(graph: graph, pool: pool, session: nil, batchCapacity: 16)
+        let b = PacketBuilder().ipv4(source: Self.inside, destination: Self.web)
+        let frames: [[UInt8]] = [
+            b.tcp(source: 1000, destination: 80), b.tcp(source: 1001, destination: 22),
+            b.udp(source: 5, destination: 53), PacketBuilder().ipv4(source: Self.web, destination: Self.inside).udp(source: 5, destination: 6),
+            Array(b.tcp(source: 1, destination: 443).prefix(20)), b.tcp(source: 1002, destination: 443),
+        ]
+        let batch = PacketBatch(capacity: 16)
+        for frame in frames {
+            var packet = pool.allocate()!
+            _ = frame.withUnsafeBytes { packet.setBytes($0) }
+            batch.append(packet)
+        }
+        #expect(runner.canAdmit)
+        runner.admit(batch, now: .zero)
+        var out: [UInt16: [UInt16]] = [:]
+        runner.drain { port, packets in
+            for i in 0..<packets.count {
+                out[port, default: []].append(packets[i].port(.source))
+                pool.release(packets[i])
+            }
+            packets.removeAll()
+        }
+        #expect(out[1] == [1000, 1002])
+        #expect(out[2] == [5])
+        #expect(runner.drops == ["not web": 1, "external udp": 1, "malformed": 1])
+        #expect(runner.counters["malformed.truncatedIPv4Header"] == 1)
+        #expect(pool.available == 64, "every buffer is back")
+        #expect(runner.canAdmit)
+    }
+
+    @Test("the graph prints as text and as DOT")
+    func printing() throws {
+        let graph = try Self.filter()
+        let text = graph.description
+        #expect(text.contains("graph web-filter: entry -> parse#0"))
+        #expect(text.contains("    .tcp -> port(dst 80,443)#2"))
+        #expect(text.contains("    .other -> drop(not web)"))
+        let dot = graph.dot
+        #expect(dot.hasPrefix("digraph \"web-filter\" {"))
+        #expect(dot.contains("n0 -> n1 [label=\"ip\"];"))
+        #expect(dot.contains("\"drop malformed\" [label=\"drop: malformed\", shape=octagon];"))
+        #expect(dot.hasSuffix("}"))
+        #expect(Set(graph.dropReasons) == ["unsupported", "malformed", "other protocol", "not web", "external udp"])
+    }
+
+    @Test("wiring mistakes the compiler cannot see are clear errors")
+    func wiringErrors() {
+        let unrouted = #expect(throws: GraphError.self) {
+            try Graph("g") { g in
+                let parse = g.add(ParseNode())
+                g.add(ProtocolClassifier())
+                g.entry(parse)
+                g.route(parse) { _ in g.port(1) }
+            }
+        }
+        #expect(unrouted?.description.contains("node 1 (protocol) are not routed") == true)
+        let noEntry = #expect(throws: GraphError.self) { try Graph("g") { g in g.route(g.add(ParseNode())) { _ in g.port(1) } } }
+        #expect(noEntry?.description.contains("no entry") == true)
+        let cycle = #expect(throws: GraphError.self) {
+            try Graph("g") { g in
+                let a = g.add(ProtocolClassifier())
+                let b = g.add(PortClassifier([1]))
+                g.entry(a)
+                g.route(a) { _ in b }
+                g.route(b) { _ in a }
+            }
+        }
+        #expect(cycle?.description.contains("cycle") == true)
+    }
+
+    @Test("a subgraph is a function that adds nodes and returns its entry")
+    func subgraphs() throws {
+        func webOnly(_ g: GraphBuilder, out: UInt16) -> any Destination {
+            let ports = g.add(PortClassifier([80, 443]))
+            g.route(ports) { switch $0 { case .match: g.port(out); case .other: g.drop("not web") } }
+            return ports
+        }
+        let graph = try Graph("two") { g in
+            let parse = g.add(ParseNode())
+            let side = g.add(PrefixClassifier(IPPrefix.privateIPv4, endpoint: .source))
+            g.entry(parse)
+            g.route(parse) { $0 == .ip ? side as any Destination : g.drop("not ip") }
+            let inbound = webOnly(g, out: 1)
+            let outbound = webOnly(g, out: 2)
+            g.route(side) { switch $0 { case .match: outbound; case .other: inbound } }
+        }
+        #expect(graph.nodeNames == ["parse", "prefix(src 10.0.0.0/8,172.16.0.0/12,192.168.0.0/16)", "port(dst 80,443)", "port(dst 80,443)"])
+    }
+}
