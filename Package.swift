@@ -86,7 +86,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StatelessKitStoreTests",
-            dependencies: ["StatelessKitStore", "CHiredisShim"]
+            dependencies: ["StatelessKit", "StatelessKitStore"]
         ),
         .testTarget(
             name: "StatelessKitDPDKTests",
