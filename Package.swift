@@ -61,10 +61,16 @@ let package = Package(
             dependencies: ["StatelessKit", "CDPDKShim"]
         ),
 
+        // The example network functions, written with the DSL.
+        .target(
+            name: "NetworkFunctions",
+            dependencies: ["StatelessKit"],
+            path: "Sources/Examples/NetworkFunctions"
+        ),
         .executableTarget(
             name: "statelessnf",
             dependencies: [
-                "StatelessKit",
+                "StatelessKit", "StatelessKitStore", "NetworkFunctions",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -83,6 +89,10 @@ let package = Package(
             name: "StatelessKitTests",
             dependencies: ["StatelessKit"],
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "NetworkFunctionsTests",
+            dependencies: ["NetworkFunctions", "StatelessKit", "StatelessKitStore"]
         ),
         .testTarget(
             name: "StatelessKitStoreTests",

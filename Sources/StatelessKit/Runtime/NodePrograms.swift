@@ -65,7 +65,9 @@ extension NodeProgram {
                 }
             }
             input.truncate(to: waiting)
-            guard waiting > 0 else { return false }
+            // Operations issued for packets already done (a refresh, say)
+            // are sent too, and the batch waits for them before going on.
+            guard waiting > 0 || !slot.outgoing.isEmpty else { return false }
             precondition(!slot.outgoing.isEmpty, "\(cell.node.name) waited without issuing a state operation")
             runner.submit(slot)
             return true

@@ -1,0 +1,139 @@
+import StatelessKit
+
+/// A problem with a configuration: which field, and what is wrong with it.
+public struct ConfigError: Error, CustomStringConvertible, Sendable {
+    /// The field, as the config file names it.
+    public let field: String
+    /// What is wrong, and how to fix it.
+    public let problem: String
+
+    public init(field: String, _ problem: String) {
+        self.field = field
+        self.problem = problem
+    }
+
+    public var description: String { "\(field): \(problem)" }
+}
+
+/// How long NAT mappings live without traffic, in seconds (RFC 5382,
+/// RFC 4787, RFC 5508 defaults).
+public struct NATTimeouts: Codable, Sendable, Equatable {
+    /// A TCP connection both sides have spoken on: 2 h 4 min.
+    public var tcpEstablished: Double = 7440
+    /// A TCP connection being opened or closed (after RST, or FIN both
+    /// ways): 4 min.
+    public var tcpTransitory: Double = 240
+    /// UDP, refreshed by outbound packets: 5 min.
+    public var udp: Double = 300
+    /// ICMP queries: 60 s.
+    public var icmp: Double = 60
+    /// The entry that lets a datagram's later fragments follow its first: 2 s.
+    public var fragment: Double = 2
+
+    public init() {}
+}
+
+/// A NAPT44's configuration, from flags or a YAML or JSON file.
+///
+/// ```yaml
+/// internal: [10.0.0.0/8, 192.168.0.0/16]
+/// external: [203.0.113.1, 203.0.113.2]
+/// ports: 1024-65535
+/// timeouts: { udp: 300, tcpEstablished: 7440 }
+/// ```
+public struct NATConfig: Codable, Sendable, Equatable {
+    /// Prefixes whose hosts are inside (by default the RFC 1918 ranges).
+    /// With one port, a packet from one of them goes out; with two, the port
+    /// a packet arrives on decides.
+    public var `internal`: [String] = IPPrefix.privateIPv4.map(\.description)
+    /// The NAT's external IPv4 addresses; each inside host keeps one of them.
+    public var external: [String] = []
+    /// The external ports handed out, `LO-HI`.
+    public var ports: String = "1024-65535"
+    /// Idle timeouts.
+    public var timeouts = NATTimeouts()
+    /// The most mappings at once.
+    public var capacity: Int = 1 << 20
+    /// The port facing the inside when the NAT has two; `nil` with one port.
+    public var insidePort: UInt16? = nil
+    /// The port facing the outside when the NAT has two (or the only port).
+    public var outsidePort: UInt16 = 0
+    /// The deployment's name in the store: keys are prefixed with it.
+    public var namespace: String = "nat"
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case `internal`, external, ports, timeouts, capacity, insidePort, outsidePort, namespace
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = NATConfig()
+        `internal` = try c.decodeIfPresent([String].self, forKey: .internal) ?? defaults.internal
+        external = try c.decodeIfPresent([String].self, forKey: .external) ?? []
+        ports = try c.decodeIfPresent(String.self, forKey: .ports) ?? defaults.ports
+        timeouts = try c.decodeIfPresent(NATTimeouts.self, forKey: .timeouts) ?? defaults.timeouts
+        capacity = try c.decodeIfPresent(Int.self, forKey: .capacity) ?? defaults.capacity
+        insidePort = try c.decodeIfPresent(UInt16.self, forKey: .insidePort)
+        outsidePort = try c.decodeIfPresent(UInt16.self, forKey: .outsidePort) ?? 0
+        namespace = try c.decodeIfPresent(String.self, forKey: .namespace) ?? defaults.namespace
+    }
+
+    /// The configuration checked and parsed, or the first problem found.
+    public func resolved() throws(ConfigError) -> ResolvedNATConfig {
+        var prefixes: [IPPrefix] = []
+        for text in `internal` {
+            guard let prefix = IPPrefix(text), prefix.address.isIPv4 else {
+                throw ConfigError(field: "internal", "\"\(text)\" is not an IPv4 prefix such as 10.0.0.0/8")
+            }
+            prefixes.append(prefix)
+        }
+        guard !external.isEmpty else {
+            throw ConfigError(field: "external", "give at least one external IPv4 address (--external 203.0.113.1)")
+        }
+        var addresses: [IPv4Address] = []
+        for text in external {
+            guard let address = IPv4Address(text) else {
+                throw ConfigError(field: "external", "\"\(text)\" is not an IPv4 address")
+            }
+            guard !prefixes.contains(where: { $0.contains(IPAddress(address)) }) else {
+                throw ConfigError(field: "external", "\(text) lies inside an internal prefix")
+            }
+            guard !addresses.contains(address) else { throw ConfigError(field: "external", "\(text) is listed twice") }
+            addresses.append(address)
+        }
+        let bounds = ports.split(separator: "-").map { UInt16($0.filter { !$0.isWhitespace }) }
+        guard bounds.count == 2, let low = bounds[0], let high = bounds[1], low >= 1, low <= high else {
+            throw ConfigError(field: "ports", "\"\(ports)\" is not a range LO-HI with 1 <= LO <= HI <= 65535")
+        }
+        for (name, seconds) in [("tcpEstablished", timeouts.tcpEstablished), ("tcpTransitory", timeouts.tcpTransitory),
+                                ("udp", timeouts.udp), ("icmp", timeouts.icmp), ("fragment", timeouts.fragment)] {
+            guard seconds > 0, seconds < 1e7 else {
+                throw ConfigError(field: "timeouts.\(name)", "\(seconds) is not a number of seconds above zero")
+            }
+        }
+        guard capacity > 0 else { throw ConfigError(field: "capacity", "must be above zero") }
+        if let insidePort, insidePort == outsidePort {
+            throw ConfigError(field: "insidePort", "the inside and outside ports must differ")
+        }
+        guard !namespace.isEmpty, namespace.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+            throw ConfigError(field: "namespace", "\"\(namespace)\" must be letters, digits, '-', '_' or '.'")
+        }
+        return ResolvedNATConfig(internalPrefixes: prefixes, externalAddresses: addresses, ports: low...high,
+                                 timeouts: timeouts, capacity: capacity, insidePort: insidePort,
+                                 outsidePort: outsidePort, namespace: namespace)
+    }
+}
+
+/// A checked NAT configuration.
+public struct ResolvedNATConfig: Sendable {
+    public let internalPrefixes: [IPPrefix]
+    public let externalAddresses: [IPv4Address]
+    public let ports: ClosedRange<UInt16>
+    public let timeouts: NATTimeouts
+    public let capacity: Int
+    public let insidePort: UInt16?
+    public let outsidePort: UInt16
+    public let namespace: String
+}

@@ -1,0 +1,178 @@
+import StatelessKit
+
+/// One side's end of a mapping: an address and a port (or ICMP identifier).
+public struct NATEndpoint: StateCodable, Hashable, CustomStringConvertible {
+    public var address: IPv4Address
+    public var port: UInt16
+
+    public init(_ address: IPv4Address, _ port: UInt16) {
+        self.address = address
+        self.port = port
+    }
+
+    public static var encodedSize: Int { 6 }
+    public func encode(to pointer: UnsafeMutableRawPointer) {
+        address.encode(to: pointer)
+        port.encode(to: pointer + 4)
+    }
+    public init(decoding pointer: UnsafeRawPointer) {
+        address = IPv4Address(decoding: pointer)
+        port = UInt16(decoding: pointer + 4)
+    }
+
+    public var description: String { "\(address):\(port)" }
+}
+
+/// A mapping's key: which side's endpoint, of which protocol. Inside keys
+/// are what endpoint-independent mapping looks up for outbound packets;
+/// outside keys, for inbound ones.
+public struct NATKey: StateCodable, Hashable {
+    public enum Side: UInt8, Sendable { case inside, outside }
+    public var side: Side
+    public var ipProtocol: UInt8
+    public var endpoint: NATEndpoint
+
+    public init(_ side: Side, _ ipProtocol: UInt8, _ endpoint: NATEndpoint) {
+        self.side = side
+        self.ipProtocol = ipProtocol
+        self.endpoint = endpoint
+    }
+
+    public static var encodedSize: Int { 8 }
+    public func encode(to pointer: UnsafeMutableRawPointer) {
+        pointer.storeBytes(of: side.rawValue, as: UInt8.self)
+        pointer.storeBytes(of: ipProtocol, toByteOffset: 1, as: UInt8.self)
+        endpoint.encode(to: pointer + 2)
+    }
+    public init(decoding pointer: UnsafeRawPointer) {
+        side = Side(rawValue: pointer.load(as: UInt8.self)) ?? .inside
+        ipProtocol = pointer.load(fromByteOffset: 1, as: UInt8.self)
+        endpoint = NATEndpoint(decoding: pointer + 2)
+    }
+}
+
+/// A mapping: the protocol, both endpoints, and what has been seen of a TCP
+/// connection on it (for its timeout). Stored under both its keys.
+public struct NATBinding: StateCodable, Hashable {
+    public var ipProtocol: UInt8
+    public var inside: NATEndpoint
+    public var outside: NATEndpoint
+    public var flags: Flags
+
+    /// TCP events seen on the mapping.
+    public struct Flags: OptionSet, Hashable, Sendable {
+        public let rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        /// A FIN from the inside.
+        public static let finInside = Flags(rawValue: 1)
+        /// A FIN from the outside.
+        public static let finOutside = Flags(rawValue: 2)
+        /// A RST either way.
+        public static let reset = Flags(rawValue: 4)
+        /// A packet from the outside: the connection is established.
+        public static let answered = Flags(rawValue: 8)
+    }
+
+    public init(ipProtocol: UInt8, inside: NATEndpoint, outside: NATEndpoint, flags: Flags = []) {
+        self.ipProtocol = ipProtocol
+        self.inside = inside
+        self.outside = outside
+        self.flags = flags
+    }
+
+    public static var encodedSize: Int { 14 }
+    public func encode(to pointer: UnsafeMutableRawPointer) {
+        pointer.storeBytes(of: ipProtocol, as: UInt8.self)
+        inside.encode(to: pointer + 1)
+        outside.encode(to: pointer + 7)
+        pointer.storeBytes(of: flags.rawValue, toByteOffset: 13, as: UInt8.self)
+    }
+    public init(decoding pointer: UnsafeRawPointer) {
+        ipProtocol = pointer.load(as: UInt8.self)
+        inside = NATEndpoint(decoding: pointer + 1)
+        outside = NATEndpoint(decoding: pointer + 7)
+        flags = Flags(rawValue: pointer.load(fromByteOffset: 13, as: UInt8.self))
+    }
+}
+
+/// What lets a datagram's later fragments follow its first: the addresses,
+/// protocol and IP identification, on the side the fragment arrives from.
+public struct NATFragmentKey: StateCodable, Hashable {
+    public var side: NATKey.Side
+    public var source: IPv4Address
+    public var destination: IPv4Address
+    public var ipProtocol: UInt8
+    public var identification: UInt16
+
+    public init(side: NATKey.Side, source: IPv4Address, destination: IPv4Address, ipProtocol: UInt8,
+                identification: UInt16) {
+        self.side = side
+        self.source = source
+        self.destination = destination
+        self.ipProtocol = ipProtocol
+        self.identification = identification
+    }
+
+    public static var encodedSize: Int { 12 }
+    public func encode(to pointer: UnsafeMutableRawPointer) {
+        pointer.storeBytes(of: side.rawValue, as: UInt8.self)
+        pointer.storeBytes(of: ipProtocol, toByteOffset: 1, as: UInt8.self)
+        identification.encode(to: pointer + 2)
+        source.encode(to: pointer + 4)
+        destination.encode(to: pointer + 8)
+    }
+    public init(decoding pointer: UnsafeRawPointer) {
+        side = NATKey.Side(rawValue: pointer.load(as: UInt8.self)) ?? .inside
+        ipProtocol = pointer.load(fromByteOffset: 1, as: UInt8.self)
+        identification = UInt16(decoding: pointer + 2)
+        source = IPv4Address(decoding: pointer + 4)
+        destination = IPv4Address(decoding: pointer + 8)
+    }
+}
+
+/// The NAT's declared state: the mappings (found from both sides, each
+/// holding an external port that goes back to its pool when the mapping
+/// ends), the fragment entries, and a pool of external ports per external
+/// address and protocol.
+public struct NATState: Sendable {
+    public let schema: StateSchema
+    public let mappings: StateTable<NATKey, NATBinding>
+    public let fragments: StateTable<NATFragmentKey, NATBinding>
+    /// Pools by external address index, then protocol class (TCP, UDP, ICMP).
+    public let pools: [[StatePool<NATEndpoint>]]
+
+    static let protocols: [UInt8] = [IPProtocol.tcp, IPProtocol.udp, IPProtocol.icmp]
+
+    public init(_ config: ResolvedNATConfig) {
+        let schema = StateSchema(namespace: config.namespace)
+        var pools: [[StatePool<NATEndpoint>]] = []
+        for address in config.externalAddresses {
+            pools.append(Self.protocols.map { number in
+                schema.pool("ports.\(address).\(number)", items: config.ports.map { NATEndpoint(address, $0) })
+            })
+        }
+        let poolIDs = Dictionary(uniqueKeysWithValues: config.externalAddresses.enumerated().flatMap { i, address in
+            Self.protocols.enumerated().map { j, number in (NATKey(.outside, number, NATEndpoint(address, 0)), pools[i][j]) }
+        })
+        mappings = schema.table(
+            "mappings", key: NATKey.self, value: NATBinding.self, capacity: config.capacity,
+            reverseKey: { _, binding in NATKey(.outside, binding.ipProtocol, binding.outside) },
+            heldResource: { _, binding in
+                poolIDs[NATKey(.outside, binding.ipProtocol, NATEndpoint(binding.outside.address, 0))]
+                    .map { PoolResource($0, binding.outside) }
+            })
+        fragments = schema.table("fragments", key: NATFragmentKey.self, value: NATBinding.self,
+                                 capacity: max(1024, config.capacity / 16))
+        self.schema = schema
+        self.pools = pools
+    }
+
+    /// The pool an inside host's new mappings of `ipProtocol` draw from: each
+    /// host keeps one external address (paired pooling).
+    public func pool(for host: IPv4Address, ipProtocol: UInt8) -> StatePool<NATEndpoint> {
+        var hash = UInt64(host.value) &* 0x9E37_79B9_7F4A_7C15
+        hash ^= hash >> 29
+        let address = Int(hash % UInt64(pools.count))
+        return pools[address][Self.protocols.firstIndex(of: ipProtocol) ?? 0]
+    }
+}

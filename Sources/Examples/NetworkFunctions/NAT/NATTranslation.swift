@@ -1,0 +1,88 @@
+import StatelessKit
+
+/// What the two translation nodes share: the state, the timeouts, and the
+/// upkeep of a mapping's flags and deadline.
+struct NATRules: Sendable {
+    let state: NATState
+    let timeouts: NATTimeouts
+    let externalAddresses: Set<IPv4Address>
+    /// A deadline is moved only when it would move by more than this, so an
+    /// established flow costs one store write a second, not one a packet.
+    static let refreshSlack: Int64 = 1_000_000_000
+
+    func timeout(_ ipProtocol: UInt8, _ flags: NATBinding.Flags) -> Int64 {
+        let seconds: Double
+        switch ipProtocol {
+        case IPProtocol.tcp:
+            let closed = flags.contains(.reset) || flags.isSuperset(of: [.finInside, .finOutside])
+            seconds = closed || !flags.contains(.answered) ? timeouts.tcpTransitory : timeouts.tcpEstablished
+        case IPProtocol.udp: seconds = timeouts.udp
+        default: seconds = timeouts.icmp
+        }
+        return Int64(seconds * 1e9)
+    }
+
+    /// Where the key of a packet's mapping comes from: TCP/UDP ports, or an
+    /// ICMP query's identifier.
+    static func port(_ packet: Packet, _ end: Endpoint) -> UInt16? {
+        if packet.layout.hasPorts { return packet.port(end) }
+        return packet.icmpIdentifier
+    }
+
+    /// Updates a mapping for a packet that used it: TCP flags, and the
+    /// deadline (TCP both ways; UDP and ICMP by outbound packets only).
+    func maintain(_ entry: Entry<NATBinding>, key: NATKey, packet: Packet, outbound: Bool, _ state: inout StateAccess) {
+        var flags = entry.value.flags
+        if let tcp = packet.tcpFlags {
+            let syn = tcp & 0x02 != 0, ack = tcp & 0x10 != 0
+            if outbound && syn && !ack && (flags.contains(.reset) || flags.isSuperset(of: [.finInside, .finOutside])) {
+                flags = []  // a new connection on an old mapping
+            }
+            if tcp & 0x04 != 0 { flags.insert(.reset) }
+            if tcp & 0x01 != 0 { flags.insert(outbound ? .finInside : .finOutside) }
+            if !outbound { flags.insert(.answered) }
+        }
+        let deadline = state.now.nanoseconds + timeout(entry.value.ipProtocol, flags)
+        if flags != entry.value.flags {
+            var updated = entry.value
+            updated.flags = flags
+            state.compareAndSet(self.state.mappings, key, expected: entry.value, new: updated,
+                                deadline: Timestamp(nanoseconds: deadline))
+        } else if (outbound || entry.value.ipProtocol == IPProtocol.tcp),
+                  deadline - entry.deadline.nanoseconds > Self.refreshSlack {
+            state.touch(self.state.mappings, key, deadline: Timestamp(nanoseconds: deadline))
+        }
+    }
+
+    /// Lets the rest of a fragmented datagram follow its first fragment.
+    func rememberFragments(_ packet: Packet, side: NATKey.Side, binding: NATBinding, key: NATFragmentKey?,
+                           _ state: inout StateAccess) {
+        guard let key, packet.layout.fragment.moreFragments else { return }
+        state.insertIfAbsent(self.state.fragments, key, binding,
+                             deadline: Timestamp(nanoseconds: state.now.nanoseconds + Int64(timeouts.fragment * 1e9)))
+    }
+
+    /// The fragment key of a packet as it arrived from `side`.
+    static func fragmentKey(_ packet: Packet, side: NATKey.Side) -> NATFragmentKey? {
+        guard packet.layout.fragment.isFragment, let source = packet.ipv4Address(.source),
+              let destination = packet.ipv4Address(.destination) else { return nil }
+        return NATFragmentKey(side: side, source: source, destination: destination, ipProtocol: packet.layout.ipProtocol,
+                              identification: UInt16(truncatingIfNeeded: packet.layout.fragment.identification))
+    }
+}
+
+/// Where a packet is in a translation node.
+enum NATStage: UInt8 {
+    case lookup, take, insert, fragment, error
+}
+
+/// What a packet carries between a translation node's steps.
+struct NATScratch {
+    var stage = NATStage.lookup
+    var key = NATKey(.inside, 0, NATEndpoint(IPv4Address(0), 0))
+    var fragmentKey: NATFragmentKey? = nil
+    var read: Ticket<Entry<NATBinding>?>? = nil
+    var take: Ticket<NATEndpoint?>? = nil
+    var insert: Ticket<Insertion<NATBinding>>? = nil
+    var attempts: UInt8 = 0
+}
