@@ -16,7 +16,8 @@ public final class GraphRunner {
     @usableFromInline let programs: [NodeProgram]
     @usableFromInline let routes: [[Route]]
     @usableFromInline let pool: any PacketPool
-    @usableFromInline let session: (any StateSession)?
+    /// The store session, if the graph has stateful nodes.
+    public let session: (any StateSession)?
     @usableFromInline let slots: [BatchSlot]
     @usableFromInline var freeSlots: [Int]
     @usableFromInline var finished: [Int] = []
@@ -24,6 +25,24 @@ public final class GraphRunner {
     @usableFromInline let storeFailureDrop: Int
     @usableFromInline var waiting = 0
     let dropCounters: [String: Int]
+    /// Requests sent to the store (one per batch step that had operations).
+    @inlinable public var roundTrips: Int { tally.roundTrips }
+    /// State operations sent to the store.
+    @inlinable public var stateOperations: Int { tally.stateOperations }
+    /// Packets admitted.
+    @inlinable public var packetsIn: Int { tally.packetsIn }
+    /// Batches admitted.
+    @inlinable public var batchesIn: Int { tally.batchesIn }
+    @usableFromInline var tally = Tally()
+
+    @usableFromInline
+    struct Tally {
+        @usableFromInline var roundTrips = 0
+        @usableFromInline var stateOperations = 0
+        @usableFromInline var packetsIn = 0
+        @usableFromInline var batchesIn = 0
+        @usableFromInline init() {}
+    }
 
     /// The most packets a batch holds.
     public let batchCapacity: Int
@@ -91,6 +110,8 @@ public final class GraphRunner {
         precondition(batch.count <= batchCapacity, "a batch larger than the runner's batch capacity")
         guard let id = freeSlots.popLast() else { preconditionFailure("admit with no free slot: check canAdmit") }
         let slot = slots[id]
+        tally.packetsIn += batch.count
+        tally.batchesIn += 1
         slot.isBusy = true
         slot.now = now
         slot.position = 0
@@ -162,6 +183,8 @@ public final class GraphRunner {
         slot.outgoing.tag = slot.id
         slot.outgoing.now = slot.now
         waiting += 1
+        tally.roundTrips += 1
+        tally.stateOperations += slot.outgoing.operations.count
         session!.submit(slot.outgoing)
     }
 

@@ -23,8 +23,10 @@ public protocol StateSession: AnyObject {
     /// outstanding. Returns how many were handed back.
     @discardableResult
     func poll(wait: Bool, _ answered: (StateRequest) -> Void) -> Int
-    /// Removes up to `budget` entries whose deadline is before `now`,
-    /// returning the resources they hold to their pools; returns how many.
-    /// Safe to run on several workers and instances at once.
+    /// Removes entries whose deadline is before `now`, returning the
+    /// resources they hold to their pools; returns how many. `budget` bounds
+    /// the work (for the embedded store, index slots examined), so that a
+    /// call costs the same however full the tables are; repeated calls sweep
+    /// everything. Safe to run on several workers and instances at once.
     func expire(now: Timestamp, budget: Int) -> Int
 }

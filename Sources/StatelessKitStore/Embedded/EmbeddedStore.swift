@@ -164,24 +164,31 @@ final class EmbeddedSession: StateSession {
 
     func expire(now: Timestamp, budget: Int) -> Int {
         var expired = 0
-        var visited = 0
+        var examined = 0
         let tables = deployment.tables
         guard !tables.isEmpty else { return 0 }
         let shardCount = tables[0].shards.count
-        while expired < budget && visited < tables.count * shardCount {
+        // `budget` bounds the index slots examined, so a sweep costs the same
+        // however full or empty the tables are.
+        var shardsVisited = 0
+        while examined < budget && shardsVisited < tables.count * shardCount {
             let table = tables[sweepTable]
-            for key in table.expiredKeys(in: sweepShard, now: now.nanoseconds, budget: budget - expired) {
+            let (keys, looked, wrapped) = table.expiredKeys(in: sweepShard, now: now.nanoseconds, budget: budget - examined)
+            examined += looked
+            for key in keys {
                 let (_, resource) = key.withUnsafeBytes {
                     table.delete($0.baseAddress!, now: now.nanoseconds, onlyIfExpired: true)
                 }
                 if let resource { deployment.give(resource) }
                 expired += 1
             }
-            visited += 1
-            sweepShard += 1
-            if sweepShard == shardCount {
-                sweepShard = 0
-                sweepTable = (sweepTable + 1) % tables.count
+            if wrapped {
+                shardsVisited += 1
+                sweepShard += 1
+                if sweepShard == shardCount {
+                    sweepShard = 0
+                    sweepTable = (sweepTable + 1) % tables.count
+                }
             }
         }
         return expired

@@ -265,25 +265,27 @@ final class EmbeddedTable: @unchecked Sendable {
         }
     }
 
-    /// Up to `budget` keys of entries in `shardIndex` that expired before `now`,
-    /// scanning on from the shard's cursor.
-    func expiredKeys(in shardIndex: Int, now: Int64, budget: Int) -> [[UInt8]] {
+    /// The keys of entries in `shardIndex` that expired before `now`, among
+    /// up to `budget` index slots examined from the shard's cursor; also how
+    /// many were examined and whether the cursor went round to the start.
+    func expiredKeys(in shardIndex: Int, now: Int64, budget: Int) -> ([[UInt8]], Int, Bool) {
         let shard = shards[shardIndex]
         shard.lock.lock()
         defer { shard.lock.unlock() }
         var keys: [[UInt8]] = []
-        let slots = shard.mask + 1
-        var scanned = 0
-        while scanned < slots && keys.count < budget {
+        var examined = 0
+        while examined < budget {
             let slot = shard.sweepCursor
-            shard.sweepCursor = (shard.sweepCursor + 1) & shard.mask
-            scanned += 1
-            guard shard.tags[slot] != 0 else { continue }
-            let record = shard.record(slot)
-            if deadline(record) < now {
-                keys.append(Array(UnsafeRawBufferPointer(start: record + 16, count: keySize)))
+            shard.sweepCursor = (slot + 1) & shard.mask
+            examined += 1
+            if shard.tags[slot] != 0 {
+                let record = shard.record(slot)
+                if deadline(record) < now {
+                    keys.append(Array(UnsafeRawBufferPointer(start: record + 16, count: keySize)))
+                }
             }
+            if shard.sweepCursor == 0 { return (keys, examined, true) }
         }
-        return keys
+        return (keys, examined, false)
     }
 }

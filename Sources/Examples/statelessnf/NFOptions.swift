@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import NetworkFunctions
+import StatelessKit
+import StatelessKitStore
+import Yams
+
+/// The network functions `statelessnf` runs.
+enum NFKind: String, ExpressibleByArgument, CaseIterable {
+    case nat
+}
+
+/// The NAT's options, as flags or in a config file; flags win.
+struct NATOptions: ParsableArguments {
+    @Option(help: "A YAML or JSON config file (see Documentation/RunningExamples.md).")
+    var config: String?
+
+    @Option(help: "Internal prefixes, comma-separated (default: the RFC 1918 ranges).")
+    var `internal`: String?
+
+    @Option(help: "External IPv4 addresses, comma-separated.")
+    var external: String?
+
+    @Option(help: "External ports to hand out, LO-HI (default 1024-65535).")
+    var ports: String?
+
+    /// The configuration: the file's, then the flags over it, checked.
+    func natConfig() throws -> ResolvedNATConfig {
+        var config = NATConfig()
+        if let path = self.config {
+            config = try Self.load(path)
+        }
+        if let `internal` { config.internal = Self.list(`internal`) }
+        if let external { config.external = Self.list(external) }
+        if let ports { config.ports = ports }
+        do {
+            return try config.resolved()
+        } catch {
+            throw ValidationError("NAT configuration: \(error)")
+        }
+    }
+
+    static func list(_ text: String) -> [String] {
+        text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    static func load(_ path: String) throws -> NATConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("cannot read the config file \(path)")
+        }
+        do {
+            if path.hasSuffix(".json") { return try JSONDecoder().decode(NATConfig.self, from: data) }
+            return try YAMLDecoder().decode(NATConfig.self, from: data)
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+            let field = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw ValidationError("\(path): \(field): \(context.debugDescription)")
+        } catch let DecodingError.dataCorrupted(context) {
+            throw ValidationError("\(path): \(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription) \(context.underlyingError.map { "\($0)" } ?? "")")
+        } catch {
+            throw ValidationError("\(path): \(error)")
+        }
+    }
+}
+
+/// Where state lives: `memory` (the embedded store) or, later, a Redis URL.
+struct StoreOptions: ParsableArguments {
+    @Option(help: "The state store: memory (the embedded store, the default).")
+    var store: String = "memory"
+
+    func makeStore() throws -> any StateStore {
+        switch store {
+        case "memory": return EmbeddedStore()
+        default:
+            throw ValidationError("--store \(store): only 'memory' is available in this build")
+        }
+    }
+}
+
+/// The runtime's knobs.
+struct RuntimeOptions: ParsableArguments {
+    @Option(help: "Packets per batch (1-256).")
+    var batch: Int = 32
+
+    @Option(help: "Batches in flight per worker while the store answers (1-64).")
+    var inFlight: Int = 4
+
+    func validate() throws {
+        guard (1...256).contains(batch) else { throw ValidationError("--batch must be 1 to 256, not \(batch)") }
+        guard (1...64).contains(inFlight) else { throw ValidationError("--in-flight must be 1 to 64, not \(inFlight)") }
+    }
+}

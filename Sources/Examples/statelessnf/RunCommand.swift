@@ -1,0 +1,80 @@
+import ArgumentParser
+import Foundation
+import NetworkFunctions
+import StatelessKit
+import StatelessKitStore
+
+/// `statelessnf run`: runs an NF from an input to an output.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a network function over an input into an output.",
+        discussion: """
+            Inputs and outputs are pcap:PATH today. With one input, the NAT takes the side \
+            of each packet from its internal prefixes, and what leaves either side is \
+            written to the output. Time is the capture's (expiry in a replay is the same \
+            on every run).
+
+            Example:
+              statelessnf run nat --input pcap:inside.pcap --output pcap:out.pcap \\
+                  --external 203.0.113.1 --ports 20000-29999
+            """)
+
+    @Argument(help: "The network function: \(NFKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var nf: NFKind
+
+    @Option(help: "Where packets come from: pcap:PATH.")
+    var input: String
+
+    @Option(help: "Where packets go: pcap:PATH.")
+    var output: String
+
+    @Option(help: "Worker threads (each with its own batches and store session).")
+    var workers: Int = 1
+
+    @Flag(help: "Print a machine-readable JSON summary.")
+    var json = false
+
+    @OptionGroup var nat: NATOptions
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        guard input.hasPrefix("pcap:"), input.count > 5 else {
+            throw ValidationError("--input \(input): give pcap:PATH")
+        }
+        guard output.hasPrefix("pcap:"), output.count > 5 else {
+            throw ValidationError("--output \(output): give pcap:PATH")
+        }
+        guard workers == 1 else {
+            throw ValidationError("--workers \(workers): a pcap input runs on one worker (use bench or demo for several)")
+        }
+    }
+
+    func run() throws {
+        let config = try nat.natConfig()
+        let function = NAT(config)
+        let store = try storeOptions.makeStore()
+        let pool = BufferPool(count: runtime.batch * (runtime.inFlight + 2), dataRoom: 9216)
+        let runner = GraphRunner(graph: try function.graph(), pool: pool,
+                                 session: try store.makeSession(for: function.state.schema),
+                                 batchCapacity: runtime.batch, inFlight: runtime.inFlight)
+        let source = try CaptureSource(path: String(input.dropFirst(5)), port: function.insidePort)
+        let outputPath = String(output.dropFirst(5))
+        let sink = try CaptureSink(paths: Dictionary([function.outsidePort, function.insidePort].map { ($0, outputPath) },
+                                                     uniquingKeysWith: { a, _ in a }))
+        let driver = Driver(runner: runner, pool: pool, clock: .replay)
+        var lastReport = Date()
+        let summary = try driver.run(source, into: sink) { packets in
+            if !json && Date().timeIntervalSince(lastReport) > 2 {
+                FileHandle.standardError.write(Data("  ... \(packets) packets\n".utf8))
+                lastReport = Date()
+            }
+            return true
+        }
+        try sink.close()
+        let ports = Dictionary([(function.outsidePort, "outside"), (function.insidePort, "inside")],
+                               uniquingKeysWith: { a, b in a == b ? a : "\(b)/\(a)" })
+        print(json ? try SummaryPrinter.json(summary) : SummaryPrinter.render(summary, title: "nat: \(input) -> \(output)", ports: ports))
+    }
+}

@@ -1,0 +1,49 @@
+import Foundation
+import StatelessKit
+
+/// Prints a run's summary for a person, or as JSON.
+enum SummaryPrinter {
+    static func render(_ summary: RunSummary, title: String, ports: [UInt16: String], extra: [(String, String)] = []) -> String {
+        func list(_ counts: [String: Int]) -> String {
+            counts.isEmpty ? "none" : counts.sorted { ($0.value, $1.key) > ($1.value, $0.key) }
+                .map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        }
+        let out = summary.packetsOut.sorted { $0.key < $1.key }
+            .map { "\(ports[$0.key] ?? "port \($0.key)") \($0.value)" }.joined(separator: ", ")
+        let dropped = summary.drops.values.reduce(0, +)
+        let rate = summary.elapsed > 0 ? Double(summary.packetsIn) / summary.elapsed / 1e6 : 0
+        var rows: [(String, String)] = [
+            ("packets in", "\(summary.packetsIn)"),
+            ("packets out", out.isEmpty ? "0" : out),
+            ("dropped", dropped == 0 ? "0" : "\(dropped): \(list(summary.drops))"),
+            ("flows created", "\(summary.counters["nat.mappingsCreated"] ?? 0)"),
+            ("entries expired", "\(summary.expired)"),
+            ("state operations", "\(summary.stateOperations) (\(String(format: "%.2f", Double(summary.stateOperations) / Double(max(summary.packetsIn, 1)))) per packet)"),
+            ("store round trips", "\(summary.roundTrips) (\(String(format: "%.2f", Double(summary.roundTrips) / Double(max(summary.batches, 1)))) per batch)"),
+            ("elapsed", String(format: "%.3f s (%.2f Mpps)", summary.elapsed, rate)),
+        ]
+        rows += extra
+        let malformed = summary.counters.filter { $0.key.hasPrefix("malformed.") }
+        if !malformed.isEmpty { rows.append(("malformed", list(malformed))) }
+        return ([title] + rows.map { "  " + $0.0.padding(toLength: 18, withPad: " ", startingAt: 0) + $0.1 })
+            .joined(separator: "\n")
+    }
+
+    static func json(_ summary: RunSummary, extra: [String: Any] = [:]) throws -> String {
+        var object: [String: Any] = [
+            "packetsIn": summary.packetsIn,
+            "packetsOut": Dictionary(uniqueKeysWithValues: summary.packetsOut.map { ("\($0.key)", $0.value) }),
+            "drops": summary.drops,
+            "counters": summary.counters,
+            "flowsCreated": summary.counters["nat.mappingsCreated"] ?? 0,
+            "flowsExpired": summary.expired,
+            "stateOperations": summary.stateOperations,
+            "storeRoundTrips": summary.roundTrips,
+            "batches": summary.batches,
+            "elapsedSeconds": summary.elapsed,
+        ]
+        object.merge(extra) { $1 }
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+}

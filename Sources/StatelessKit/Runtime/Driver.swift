@@ -1,0 +1,128 @@
+/// The clock a runtime gives its nodes.
+public enum RuntimeClock: Sendable {
+    /// The wall clock: live traffic.
+    case wall
+    /// The packets' own timestamps: a replay, where expiry follows the
+    /// capture's time and is the same on every run.
+    case replay
+}
+
+/// What a run did.
+public struct RunSummary: Sendable {
+    /// Packets read.
+    public var packetsIn = 0
+    /// Packets out, by port.
+    public var packetsOut: [UInt16: Int] = [:]
+    /// Drops by reason.
+    public var drops: [String: Int] = [:]
+    /// Every counter nodes kept.
+    public var counters: [String: Int] = [:]
+    /// Requests sent to the store.
+    public var roundTrips = 0
+    /// State operations sent to the store.
+    public var stateOperations = 0
+    /// Batches run.
+    public var batches = 0
+    /// Entries the expiry removed.
+    public var expired = 0
+    /// Seconds from start to end.
+    public var elapsed: Double = 0
+
+    public init() {}
+
+    /// Adds another worker's summary.
+    public mutating func merge(_ other: RunSummary) {
+        packetsIn += other.packetsIn
+        packetsOut.merge(other.packetsOut, uniquingKeysWith: +)
+        drops.merge(other.drops, uniquingKeysWith: +)
+        counters.merge(other.counters, uniquingKeysWith: +)
+        roundTrips += other.roundTrips
+        stateOperations += other.stateOperations
+        batches += other.batches
+        expired += other.expired
+        elapsed = max(elapsed, other.elapsed)
+    }
+}
+
+/// Runs a graph over a packet source into a sink on the calling thread: the
+/// loop of one worker. Batches are admitted while a slot is free; the worker
+/// waits for the store only when every slot waits; after every batch the
+/// expiry sweeps a bounded number of index slots.
+public final class Driver {
+    /// The runner.
+    public let runner: GraphRunner
+    let pool: any PacketPool
+    let clock: RuntimeClock
+    let expiryBudget: Int
+    var now = Timestamp.zero
+    var expired = 0
+
+    /// A driver for `runner`, whose packets come from `pool`.
+    public init(runner: GraphRunner, pool: any PacketPool, clock: RuntimeClock, expiryBudget: Int = 1024) {
+        self.runner = runner
+        self.pool = pool
+        self.clock = clock
+        self.expiryBudget = expiryBudget
+    }
+
+    /// Runs until the source ends, `progress` called after every batch with
+    /// the packets read so far (return `false` to stop early).
+    public func run(_ source: any PacketSource, into sink: any PacketSink,
+                    progress: (Int) -> Bool = { _ in true }) throws -> RunSummary {
+        let started = Timestamp.wallClock()
+        let batch = PacketBatch(capacity: runner.batchCapacity)
+        var out: [UInt16: Int] = [:]
+        var ended = false
+        var sinkError: (any Error)? = nil
+        while !ended || runner.inFlight > 0 {
+            while !ended && runner.canAdmit {
+                let read = try source.read(into: batch, from: pool)
+                if read == 0 {
+                    ended = true
+                    break
+                }
+                switch clock {
+                case .wall: now = Timestamp.wallClock()
+                case .replay:
+                    for i in 0..<batch.count where batch[i].timestamp > now { now = batch[i].timestamp }
+                }
+                runner.admit(batch, now: now)
+                if !progress(runner.packetsIn) { ended = true }
+            }
+            runner.advance(wait: !runner.canAdmit || ended)
+            runner.drain { port, packets in
+                out[port, default: 0] += packets.count
+                do { try sink.write(packets, port: port) } catch { sinkError = error }
+                pool.release(packets)
+            }
+            if let sinkError { throw sinkError }
+            if let session = runner.session { expired += session.expire(now: now, budget: expiryBudget) }
+        }
+        var summary = RunSummary()
+        summary.packetsIn = runner.packetsIn
+        summary.packetsOut = out
+        summary.drops = runner.drops
+        summary.counters = runner.counters.all
+        summary.roundTrips = runner.roundTrips
+        summary.stateOperations = runner.stateOperations
+        summary.batches = runner.batchesIn
+        summary.expired = expired
+        summary.elapsed = Double(Timestamp.wallClock().nanoseconds - started.nanoseconds) / 1e9
+        return summary
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension Timestamp {
+    /// The wall clock now.
+    public static func wallClock() -> Timestamp {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Timestamp(seconds: Int64(spec.tv_sec), nanoseconds: Int64(spec.tv_nsec))
+    }
+}
