@@ -68,10 +68,12 @@ let package = Package(
             dependencies: ["StatelessKit"],
             path: "Sources/Examples/NetworkFunctions"
         ),
+        // Counts allocations in the statelessnf process, for benchmarks.
+        .target(name: "CAllocationCounterShim"),
         .executableTarget(
             name: "statelessnf",
             dependencies: [
-                "StatelessKit", "StatelessKitStore", "NetworkFunctions",
+                "StatelessKit", "StatelessKitStore", "NetworkFunctions", "CAllocationCounterShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

@@ -4,7 +4,7 @@
 public final class Counters {
     @usableFromInline var indices: [String: Int] = [:]
     @usableFromInline var names: [String] = []
-    @usableFromInline var values: [Int] = []
+    @exclusivity(unchecked) @usableFromInline var values: [Int] = []
 
     /// No counters yet.
     public init() {}

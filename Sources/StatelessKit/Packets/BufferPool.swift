@@ -24,7 +24,7 @@ public final class BufferPool: PacketPool {
 
     @usableFromInline let slab: UnsafeMutableRawPointer
     @usableFromInline let free: UnsafeMutablePointer<UInt32>
-    @usableFromInline var freeCount: Int
+    @exclusivity(unchecked) @usableFromInline var freeCount: Int
 
     /// A pool of `count` buffers, each with `dataRoom` bytes for packet data
     /// after `headroom` bytes.

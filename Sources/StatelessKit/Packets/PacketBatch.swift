@@ -8,7 +8,7 @@ public final class PacketBatch {
     public let capacity: Int
     /// The packets held now.
     @inlinable public var count: Int { storedCount }
-    @usableFromInline var storedCount: Int
+    @exclusivity(unchecked) @usableFromInline var storedCount: Int
     @usableFromInline let storage: UnsafeMutablePointer<Packet>
 
     /// An empty batch that holds up to `capacity` packets.

@@ -19,11 +19,11 @@ public final class GraphRunner {
     /// The store session, if the graph has stateful nodes.
     public let session: (any StateSession)?
     @usableFromInline let slots: [BatchSlot]
-    @usableFromInline var freeSlots: [Int]
-    @usableFromInline var finished: [Int] = []
+    @exclusivity(unchecked) @usableFromInline var freeSlots: [Int]
+    @exclusivity(unchecked) @usableFromInline var finished: [Int] = []
     @usableFromInline let entry: Route
     @usableFromInline let storeFailureDrop: Int
-    @usableFromInline var waiting = 0
+    @exclusivity(unchecked) @usableFromInline var waiting = 0
     let dropCounters: [String: Int]
     /// Requests sent to the store (one per batch step that had operations).
     @inlinable public var roundTrips: Int { tally.roundTrips }
@@ -33,7 +33,7 @@ public final class GraphRunner {
     @inlinable public var packetsIn: Int { tally.packetsIn }
     /// Batches admitted.
     @inlinable public var batchesIn: Int { tally.batchesIn }
-    @usableFromInline var tally = Tally()
+    @exclusivity(unchecked) @usableFromInline var tally = Tally()
 
     @usableFromInline
     struct Tally {

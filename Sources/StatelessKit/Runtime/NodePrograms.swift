@@ -1,7 +1,7 @@
 /// Holds a node value that `process` may mutate, one per worker.
 @usableFromInline
 final class NodeCell<N> {
-    @usableFromInline var node: N
+    @exclusivity(unchecked) @usableFromInline var node: N
     @usableFromInline init(_ node: N) { self.node = node }
 }
 
@@ -9,7 +9,7 @@ final class NodeCell<N> {
 @usableFromInline
 final class StatefulNodeCell<N: StatefulNode> {
     @usableFromInline let node: N
-    @usableFromInline var scratch: [[N.Scratch]]
+    @exclusivity(unchecked) @usableFromInline var scratch: [[N.Scratch]]
 
     @usableFromInline init(_ node: N, slots: Int, capacity: Int) {
         self.node = node

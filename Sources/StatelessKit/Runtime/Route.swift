@@ -21,11 +21,11 @@ final class BatchSlot {
     @usableFromInline let inputs: [PacketBatch]
     @usableFromInline let outputs: [PacketBatch]
     /// The position in the graph's order of the next node to run.
-    @usableFromInline var position = 0
-    @usableFromInline var now = Timestamp.zero
-    @usableFromInline var outgoing: StateRequest
-    @usableFromInline var answered: StateRequest
-    @usableFromInline var isBusy = false
+    @exclusivity(unchecked) @usableFromInline var position = 0
+    @exclusivity(unchecked) @usableFromInline var now = Timestamp.zero
+    @exclusivity(unchecked) @usableFromInline var outgoing: StateRequest
+    @exclusivity(unchecked) @usableFromInline var answered: StateRequest
+    @exclusivity(unchecked) @usableFromInline var isBusy = false
 
     init(id: Int, nodes: Int, ports: Int, capacity: Int) {
         self.id = id

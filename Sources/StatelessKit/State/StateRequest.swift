@@ -108,22 +108,22 @@ public struct StateResult: Sendable {
 /// allocates nothing once its buffers have grown to the batch's needs.
 public final class StateRequest: @unchecked Sendable {
     /// The operations, in order.
-    public var operations: [StateOperation] = []
+    @exclusivity(unchecked) public var operations: [StateOperation] = []
     /// Their results, one each, once the request completes.
-    public var results: [StateResult] = []
+    @exclusivity(unchecked) public var results: [StateResult] = []
     /// The runtime's clock reading: entries whose deadline is before it are gone.
-    public var now: Timestamp = .zero
+    @exclusivity(unchecked) public var now: Timestamp = .zero
     /// Why the store could not answer, when it could not.
     public var failure: String? = nil
     /// A number the submitter uses to find its request again.
-    public var tag: Int = 0
+    @exclusivity(unchecked) public var tag: Int = 0
 
-    @usableFromInline var arena: UnsafeMutableRawPointer
-    @usableFromInline var arenaCount = 0
-    @usableFromInline var arenaCapacity: Int
-    @usableFromInline var resultArena: UnsafeMutableRawPointer
-    @usableFromInline var resultArenaCount = 0
-    @usableFromInline var resultArenaCapacity: Int
+    @exclusivity(unchecked) @usableFromInline var arena: UnsafeMutableRawPointer
+    @exclusivity(unchecked) @usableFromInline var arenaCount = 0
+    @exclusivity(unchecked) @usableFromInline var arenaCapacity: Int
+    @exclusivity(unchecked) @usableFromInline var resultArena: UnsafeMutableRawPointer
+    @exclusivity(unchecked) @usableFromInline var resultArenaCount = 0
+    @exclusivity(unchecked) @usableFromInline var resultArenaCapacity: Int
 
     /// An empty request.
     public init(capacity: Int = 64) {

@@ -94,7 +94,7 @@ final class EmbeddedDeployment: @unchecked Sendable {
 /// it is submitted, and handed back by the next poll.
 final class EmbeddedSession: StateSession {
     let deployment: EmbeddedDeployment
-    var answered: [StateRequest] = []
+    @exclusivity(unchecked) var answered: [StateRequest] = []
     var sweepTable = 0
     var sweepShard = 0
 

@@ -13,6 +13,7 @@ final class EmbeddedTable: @unchecked Sendable {
     let valueSize: Int
     let partnerOffset: Int
     let valueOffset: Int
+    let flagsOffset: Int
     /// Live entries (a bidirectional pair counts once), against the capacity.
     let entries = ManagedAtomic<Int>(0)
 
@@ -20,9 +21,10 @@ final class EmbeddedTable: @unchecked Sendable {
         self.description = description
         keySize = description.keySize
         valueSize = description.valueSize
-        partnerOffset = 16 + keySize
-        valueOffset = 16 + keySize * (description.isBidirectional ? 2 : 1)
-        let stride = (valueOffset + valueSize + 7) & ~7
+        partnerOffset = 8 + keySize
+        valueOffset = 8 + keySize * (description.isBidirectional ? 2 : 1)
+        flagsOffset = valueOffset + valueSize
+        let stride = (flagsOffset + 1 + 7) & ~7
         let copies = description.capacity * (description.isBidirectional ? 2 : 1)
         // Room for hash imbalance between shards.
         let perShard = copies / shardCount + copies / (shardCount * 4) + 64
@@ -53,10 +55,9 @@ final class EmbeddedTable: @unchecked Sendable {
 
     /// Locks `shards` (each once, in order), runs `body`, unlocks.
     @inline(__always)
-    func locked<R>(_ wanted: [Int], _ body: () -> R) -> R {
-        let order = Array(Set(wanted)).sorted()
-        for s in order { shards[s].lock.lock() }
-        defer { for s in order.reversed() { shards[s].lock.unlock() } }
+    func locked<R>(_ wanted: ShardSet, _ body: () -> R) -> R {
+        wanted.forEach { shards[$0].lock.lock() }
+        defer { wanted.forEachReversed { shards[$0].lock.unlock() } }
         return body()
     }
 
@@ -64,14 +65,15 @@ final class EmbeddedTable: @unchecked Sendable {
     /// has a partner copy, of the partner's shard; `body` gets the slot of
     /// `key` (or `nil`) and the partner's location. Extra shards in `also`
     /// are locked too.
-    func withEntry<R>(_ key: Located, also: [Int] = [],
+    func withEntry<R>(_ key: Located, also: Int? = nil,
                       _ body: (Int?, Located?) -> R) -> R {
-        var wanted = [key.shard] + also
+        var wanted = ShardSet(key.shard)
+        if let also { wanted.insert(also) }
         while true {
             let outcome: R? = locked(wanted) {
                 guard let slot = shards[key.shard].find(key.key, keySize, hash: key.hash) else { return body(nil, nil) }
                 let record = shards[key.shard].record(slot)
-                guard record.load(fromByteOffset: 8, as: UInt8.self) & TableShard.hasPartner != 0 else {
+                guard record.load(fromByteOffset: flagsOffset, as: UInt8.self) & TableShard.hasPartner != 0 else {
                     return body(slot, nil)
                 }
                 let partner = locate(UnsafeRawPointer(record + partnerOffset))
@@ -80,12 +82,12 @@ final class EmbeddedTable: @unchecked Sendable {
             }
             if let outcome { return outcome }
             // The partner's shard was not locked: lock it too and look again.
-            let record = locked([key.shard]) { () -> Located? in
+            let record = locked(ShardSet(key.shard)) { () -> Located? in
                 guard let slot = shards[key.shard].find(key.key, keySize, hash: key.hash) else { return nil }
                 let record = shards[key.shard].record(slot)
                 return locate(UnsafeRawPointer(record + partnerOffset))
             }
-            if let partner = record { wanted.append(partner.shard) }
+            if let partner = record { wanted.insert(partner.shard) }
         }
     }
 
@@ -93,7 +95,7 @@ final class EmbeddedTable: @unchecked Sendable {
     /// (whose shard must be locked); returns the resource it held.
     func removePair(_ key: Located, slot: Int, partner: Located?) -> PoolResource? {
         let record = shards[key.shard].record(slot)
-        let resource = description.heldResource?(UnsafeRawPointer(record + 16), UnsafeRawPointer(record + valueOffset))
+        let resource = description.heldResource?(UnsafeRawPointer(record + 8), UnsafeRawPointer(record + valueOffset))
         if let partner, let partnerSlot = shards[partner.shard].find(partner.key, keySize, hash: partner.hash) {
             shards[partner.shard].remove(partnerSlot)
         }
@@ -106,7 +108,7 @@ final class EmbeddedTable: @unchecked Sendable {
     func writeCopy(_ record: UnsafeMutableRawPointer, partner: UnsafeRawPointer?, value: UnsafeRawPointer,
                    deadline: Int64) {
         record.storeBytes(of: deadline, as: Int64.self)
-        record.storeBytes(of: partner == nil ? 0 : TableShard.hasPartner, toByteOffset: 8, as: UInt8.self)
+        record.storeBytes(of: partner == nil ? 0 : TableShard.hasPartner, toByteOffset: flagsOffset, as: UInt8.self)
         if let partner { (record + partnerOffset).copyMemory(from: partner, byteCount: keySize) }
         (record + valueOffset).copyMemory(from: value, byteCount: valueSize)
     }
@@ -140,7 +142,7 @@ final class EmbeddedTable: @unchecked Sendable {
         // Lock the shards of both keys; clear expired entries under either
         // (with their partners, which withEntry locks too).
         if let second {
-            let taken = withEntry(second, also: [first.shard]) { slot, partner -> Bool in
+            let taken = withEntry(second, also: first.shard) { slot, partner -> Bool in
                 guard let slot else { return false }
                 if self.deadline(shards[second.shard].record(slot)) >= now { return true }
                 if let resource = removePair(second, slot: slot, partner: partner) { released.append(resource) }
@@ -151,7 +153,7 @@ final class EmbeddedTable: @unchecked Sendable {
                 return (StateResult(status: .collision), released)
             }
         }
-        let result = withEntry(first, also: second.map { [$0.shard] } ?? []) { slot, partner -> StateResult in
+        let result = withEntry(first, also: second?.shard) { slot, partner -> StateResult in
             if let slot {
                 let record = shards[first.shard].record(slot)
                 let present = self.deadline(record)
@@ -281,11 +283,55 @@ final class EmbeddedTable: @unchecked Sendable {
             if shard.tags[slot] != 0 {
                 let record = shard.record(slot)
                 if deadline(record) < now {
-                    keys.append(Array(UnsafeRawBufferPointer(start: record + 16, count: keySize)))
+                    keys.append(Array(UnsafeRawBufferPointer(start: record + 8, count: keySize)))
                 }
             }
             if shard.sweepCursor == 0 { return (keys, examined, true) }
         }
         return (keys, examined, false)
+    }
+}
+
+/// Up to four shard numbers, kept sorted and unique, with no allocation: the
+/// locks one operation takes, in the order that rules out deadlock.
+struct ShardSet {
+    private var values: (Int, Int, Int, Int) = (0, 0, 0, 0)
+    private(set) var count = 0
+
+    init(_ first: Int) { insert(first) }
+
+    func contains(_ shard: Int) -> Bool {
+        var found = false
+        forEach { if $0 == shard { found = true } }
+        return found
+    }
+
+    mutating func insert(_ shard: Int) {
+        guard !contains(shard) else { return }
+        precondition(count < 4, "an operation locks at most four shards")
+        withUnsafeMutableBytes(of: &values) { raw in
+            let slots = raw.bindMemory(to: Int.self)
+            var i = count
+            while i > 0 && slots[i - 1] > shard {
+                slots[i] = slots[i - 1]
+                i -= 1
+            }
+            slots[i] = shard
+        }
+        count += 1
+    }
+
+    @inline(__always) func forEach(_ body: (Int) -> Void) {
+        withUnsafeBytes(of: values) { raw in
+            let slots = raw.bindMemory(to: Int.self)
+            for i in 0..<count { body(slots[i]) }
+        }
+    }
+
+    @inline(__always) func forEachReversed(_ body: (Int) -> Void) {
+        withUnsafeBytes(of: values) { raw in
+            let slots = raw.bindMemory(to: Int.self)
+            for i in (0..<count).reversed() { body(slots[i]) }
+        }
     }
 }

@@ -2,8 +2,8 @@
 /// backward-shift deletion) over a slab of fixed-size records, guarded by a
 /// lock. Every method but `lock`/`unlock` expects the lock held.
 ///
-/// A record is: deadline (8 bytes), flags (1), padding to 16, the key, the
-/// partner key (for bidirectional tables), the value.
+/// A record is: deadline (8 bytes), the key, the partner key (for
+/// bidirectional tables), the value, and a flags byte.
 final class TableShard: @unchecked Sendable {
     let lock = ShardLock()
     let mask: Int
@@ -13,8 +13,8 @@ final class TableShard: @unchecked Sendable {
     let recordCapacity: Int
     let stride: Int
     let free: UnsafeMutablePointer<UInt32>
-    var freeCount: Int
-    var sweepCursor = 0
+    @exclusivity(unchecked) var freeCount: Int
+    @exclusivity(unchecked) var sweepCursor = 0
 
     static let hasPartner: UInt8 = 1
 
@@ -62,7 +62,7 @@ final class TableShard: @unchecked Sendable {
         let tag = Self.tag(hash)
         var slot = Int(tag) & mask
         while tags[slot] != 0 {
-            if tags[slot] == tag && memcmp(record(slot) + 16, key, keySize) == 0 { return slot }
+            if tags[slot] == tag && memcmp(record(slot) + 8, key, keySize) == 0 { return slot }
             slot = (slot + 1) & mask
         }
         return nil
@@ -80,7 +80,7 @@ final class TableShard: @unchecked Sendable {
         tags[slot] = tag
         refs[slot] = index
         let record = records + Int(index) * stride
-        (record + 16).copyMemory(from: key, byteCount: keySize)
+        (record + 8).copyMemory(from: key, byteCount: keySize)
         return record
     }
 

@@ -33,7 +33,7 @@ public struct NAT: Sendable {
     /// The processing graph.
     public func graph() throws -> Graph {
         let rules = NATRules(state: state, timeouts: config.timeouts,
-                             externalAddresses: Set(config.externalAddresses))
+                             externalAddresses: config.externalAddresses)
         return try Graph("nat") { g in
             let parse = g.add(ParseNode())
             let direction = g.add(NATDirection(config))
@@ -78,13 +78,13 @@ struct NATDirection: Node {
     enum Output: UInt8, NodeOutput { case outbound, inbound, ipv6, notForNAT }
     var name: String { "direction" }
     let internalPrefixes: [IPPrefix]
-    let external: Set<IPv4Address>
+    let external: [IPv4Address]
     let insidePort: UInt16?
     let outsidePort: UInt16
 
     init(_ config: ResolvedNATConfig) {
         internalPrefixes = config.internalPrefixes
-        external = Set(config.externalAddresses)
+        external = config.externalAddresses
         insidePort = config.insidePort
         outsidePort = config.outsidePort
     }

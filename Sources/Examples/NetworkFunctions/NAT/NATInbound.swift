@@ -34,7 +34,7 @@ struct NATInbound: StatefulNode {
             return .wait
         }
         guard let destination = packet.ipv4Address(.destination),
-              [IPProtocol.tcp, IPProtocol.udp, IPProtocol.icmp].contains(packet.layout.ipProtocol)
+              NATRules.isTranslated(packet.layout.ipProtocol)
         else { return .done(.untranslatable) }
         if packet.layout.icmp != .none {
             // Only replies come back in; a request from outside is unsolicited.

@@ -35,7 +35,7 @@ struct NATOutbound: StatefulNode {
             return .wait
         }
         guard let source = packet.ipv4Address(.source), let port = NATRules.port(packet, .source),
-              [IPProtocol.tcp, IPProtocol.udp, IPProtocol.icmp].contains(packet.layout.ipProtocol),
+              NATRules.isTranslated(packet.layout.ipProtocol),
               packet.layout.icmp != .query || ICMPTypes.isRequest(packet.icmpType!, isIPv6: false)
         else { return .done(.untranslatable) }
         scratch.key = NATKey(.inside, packet.layout.ipProtocol, NATEndpoint(source, port))

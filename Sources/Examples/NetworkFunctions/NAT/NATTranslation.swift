@@ -5,7 +5,8 @@ import StatelessKit
 struct NATRules: Sendable {
     let state: NATState
     let timeouts: NATTimeouts
-    let externalAddresses: Set<IPv4Address>
+    /// A few addresses: a linear scan beats hashing.
+    let externalAddresses: [IPv4Address]
     /// A deadline is moved only when it would move by more than this, so an
     /// established flow costs one store write a second, not one a packet.
     static let refreshSlack: Int64 = 1_000_000_000
@@ -20,6 +21,11 @@ struct NATRules: Sendable {
         default: seconds = timeouts.icmp
         }
         return Int64(seconds * 1e9)
+    }
+
+    /// Whether the NAT translates `ipProtocol` (TCP, UDP, ICMP).
+    static func isTranslated(_ ipProtocol: UInt8) -> Bool {
+        ipProtocol == IPProtocol.tcp || ipProtocol == IPProtocol.udp || ipProtocol == IPProtocol.icmp
     }
 
     /// Where the key of a packet's mapping comes from: TCP/UDP ports, or an

@@ -1,0 +1,219 @@
+import ArgumentParser
+import CAllocationCounterShim
+import Foundation
+import NetworkFunctions
+import StatelessKit
+import StatelessKitStore
+
+/// The options every NF benchmark takes.
+struct NFBenchOptions: ParsableArguments {
+    @Option(help: "Established flows per run (spread over the workers).")
+    var flows: Int = 10_000
+
+    @Option(help: "Packet size in bytes (60-1500).")
+    var packetSize: Int = 64
+
+    @Option(help: "The share of packets that start a new flow (0-1).")
+    var newFlowRatio: Double = 0
+
+    @Option(help: "Worker threads, each with its own batches, pool and store session.")
+    var workers: Int = 1
+
+    @Option(help: "Seconds to measure (after a warm-up pass that creates the flows).")
+    var seconds: Double = 3
+
+    @Flag(help: "Print a machine-readable JSON summary.")
+    var json = false
+
+    func validate() throws {
+        guard flows >= 1 else { throw ValidationError("--flows must be at least 1") }
+        guard (60...1500).contains(packetSize) else { throw ValidationError("--packet-size must be 60 to 1500") }
+        guard (0...1).contains(newFlowRatio) else { throw ValidationError("--new-flow-ratio must be 0 to 1") }
+        guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+        guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
+    }
+}
+
+/// `statelessnf bench nat`: the NAT over traffic generated in memory.
+struct BenchNAT: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nat",
+        abstract: "Measure the NAT over generated traffic: Mpps, ns and allocations per packet, state operations per packet, store round trips per batch.",
+        discussion: """
+            Each worker builds its flows' packets once, runs them through the real graph \
+            once to create the mappings, then loops: each packet is a pooled buffer filled \
+            from its flow's template (as a NIC would fill it), sent through the graph, and \
+            released. A share of packets (--new-flow-ratio) comes from endpoints never seen, \
+            whose mappings expire after 2 s so that ports come back.
+            """)
+
+    @OptionGroup var bench: NFBenchOptions
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    func run() throws {
+        var config = NATConfig()
+        config.external = (1...4).map { "203.0.113.\($0)" }
+        config.ports = "1024-65535"
+        config.capacity = bench.flows + Int(Double(bench.flows) * bench.newFlowRatio * 4) + 1024
+        config.timeouts.udp = bench.newFlowRatio > 0 ? 2 : 300
+        config.namespace = "bench-nat"
+        let nat = NAT(try config.resolved())
+        let store = try storeOptions.makeStore()
+        try store.prepare(nat.state.schema)
+        let results = Results()
+        let workers = bench.workers
+        let flowsPerWorker = max(1, bench.flows / workers)
+        let options = bench
+        let batch = runtime.batch
+        let inFlight = runtime.inFlight
+        var threads: [Thread] = []
+        let done = DispatchGroup()
+        for worker in 0..<workers {
+            done.enter()
+            let thread = Thread {
+                defer { done.leave() }
+                do {
+                    results.add(try Self.work(worker: worker, flows: flowsPerWorker, nat: nat, store: store,
+                                              options: options, batch: batch, inFlight: inFlight))
+                } catch {
+                    results.fail("\(error)")
+                }
+            }
+            thread.stackSize = 8 << 20
+            threads.append(thread)
+            thread.start()
+        }
+        done.wait()
+        if let failure = results.failure { throw ValidationError(failure) }
+        let summary = results.merged
+        let measuredAllocations = results.measuredAllocations
+        let packets = Double(summary.packetsIn)
+        let mpps = packets / summary.elapsed / 1e6
+        let nsPerPacket = summary.elapsed * 1e9 * Double(workers) / packets
+        let allocationsPerPacket = Double(measuredAllocations) / packets
+        let stats = (store as? EmbeddedStore)?.statistics(namespace: "bench-nat")
+        let tableBytes = stats?.tables["mappings"]?.bytes ?? 0
+        if bench.json {
+            print(try SummaryPrinter.json(summary, extra: [
+                "mpps": mpps, "nsPerPacket": nsPerPacket, "allocationsPerPacket": allocationsPerPacket,
+                "stateOperationsPerPacket": Double(summary.stateOperations) / packets,
+                "roundTripsPerBatch": Double(summary.roundTrips) / Double(max(summary.batches, 1)),
+                "flows": bench.flows, "workers": workers, "batch": batch, "packetSize": bench.packetSize,
+                "newFlowRatio": bench.newFlowRatio, "mappingsTableBytes": tableBytes,
+                "mappingsTableBytesPerFlow": Double(tableBytes) / Double(config.capacity),
+            ]))
+            return
+        }
+        print(SummaryPrinter.render(summary, title: "bench nat: \(bench.flows) flows, \(bench.packetSize)-byte packets, new-flow ratio \(bench.newFlowRatio), \(workers) worker(s), batch \(batch)", ports: [0: "out"], extra: [
+            ("rate", String(format: "%.2f Mpps, %.1f ns per packet per worker", mpps, nsPerPacket)),
+            ("allocations", String(format: "%.4f per packet (%d in the measured loops)", allocationsPerPacket, measuredAllocations)),
+            ("mappings table", "\(tableBytes) bytes for \(config.capacity) entries (\(String(format: "%.1f", Double(tableBytes) / Double(config.capacity))) bytes per flow, both directions)"),
+        ]))
+    }
+
+    /// One worker: build, warm up, measure.
+    static func work(worker: Int, flows: Int, nat: NAT, store: any StateStore, options: NFBenchOptions, batch: Int,
+                     inFlight: Int) throws -> (RunSummary, UInt64) {
+        let pool = BufferPool(count: batch * (inFlight + 2), dataRoom: max(2048, options.packetSize))
+        let runner = GraphRunner(graph: try nat.graph(), pool: pool, session: try store.makeSession(for: nat.state.schema),
+                                 batchCapacity: batch, inFlight: inFlight)
+        let payload = [UInt8](repeating: 0x5A, count: options.packetSize - 42)
+        // Flow f of worker w: 10.w.(f / 250).(f % 250 + 1), port 10000 + f % 50000.
+        func frame(_ flow: Int, port: UInt16? = nil) -> [UInt8] {
+            let host = IPv4Address(10, UInt8(worker & 0xFF), UInt8((flow / 250) & 0xFF), UInt8(flow % 250 + 1))
+            return PacketBuilder().ipv4(source: host, destination: IPv4Address(198, 51, 100, 1))
+                .udp(source: port ?? UInt16(10000 + flow % 50000), destination: 53, payload: payload,
+                     zeroChecksum: port != nil)
+        }
+        let templates = (0..<flows).map { frame($0) }
+        // Plain values: reading an option's property wrapper per packet costs a metadata lookup.
+        let newFlowRatio = options.newFlowRatio
+        let seconds = options.seconds
+        // New flows: one template whose source port is patched per packet (UDP checksum zero: none).
+        var newFlow = frame(flows % 60000 + 1, port: 1)
+        var nextNewPort: UInt16 = 1
+        let batchBuffer = PacketBatch(capacity: batch)
+        var now = Timestamp.wallClock()
+        var cursor = 0
+        var newFlowCredit = 0.0
+
+        func fill() {
+            while !batchBuffer.isFull, var packet = pool.allocate() {
+                newFlowCredit += newFlowRatio
+                if newFlowCredit >= 1 {
+                    newFlowCredit -= 1
+                    nextNewPort = nextNewPort == 65535 ? 1 : nextNewPort + 1
+                    newFlow[34] = UInt8(nextNewPort >> 8)
+                    newFlow[35] = UInt8(nextNewPort & 0xFF)
+                    _ = newFlow.withUnsafeBytes { packet.setBytes($0) }
+                } else {
+                    _ = templates[cursor].withUnsafeBytes { packet.setBytes($0) }
+                    cursor = cursor + 1 == templates.count ? 0 : cursor + 1
+                }
+                batchBuffer.append(packet)
+            }
+        }
+        func step() {
+            while runner.canAdmit {
+                fill()
+                now = Timestamp.wallClock()
+                runner.admit(batchBuffer, now: now)
+            }
+            runner.advance(wait: true)
+            runner.drain { _, packets in pool.release(packets) }
+            _ = runner.session!.expire(now: now, budget: 256)
+        }
+        // Warm-up: every flow once.
+        for _ in 0..<((flows + batch - 1) / batch + inFlight) { step() }
+        while runner.inFlight > 0 { runner.advance(wait: true); runner.drain { _, p in pool.release(p) } }
+        let startPackets = runner.packetsIn, startTrips = runner.roundTrips, startOps = runner.stateOperations
+        let startBatches = runner.batchesIn
+        let startDrops = runner.drops
+        let startAllocations = sk_allocation_count()
+        let start = Timestamp.wallClock()
+        let deadline = start.nanoseconds + Int64(seconds * 1e9)
+        var iterations = 0
+        repeat {
+            step()
+            iterations += 1
+        } while iterations & 63 != 0 || Timestamp.wallClock().nanoseconds < deadline
+        while runner.inFlight > 0 { runner.advance(wait: true); runner.drain { _, p in pool.release(p) } }
+        let elapsed = Double(Timestamp.wallClock().nanoseconds - start.nanoseconds) / 1e9
+        let allocations = sk_allocation_count() - startAllocations
+        var summary = RunSummary()
+        summary.packetsIn = runner.packetsIn - startPackets
+        summary.roundTrips = runner.roundTrips - startTrips
+        summary.stateOperations = runner.stateOperations - startOps
+        summary.batches = runner.batchesIn - startBatches
+        summary.drops = runner.drops.reduce(into: [:]) { result, item in
+            let delta = item.value - (startDrops[item.key] ?? 0)
+            if delta > 0 { result[item.key] = delta }
+        }
+        summary.packetsOut = [0: summary.packetsIn - summary.drops.values.reduce(0, +)]
+        summary.counters = runner.counters.all
+        summary.elapsed = elapsed
+        return (summary, allocations)
+    }
+
+    /// Workers' results, gathered under a lock.
+    final class Results: @unchecked Sendable {
+        let lock = NSLock()
+        var merged = RunSummary()
+        var measuredAllocations: UInt64 = 0
+        var failure: String? = nil
+
+        func add(_ result: (RunSummary, UInt64)) {
+            lock.lock()
+            merged.merge(result.0)
+            measuredAllocations += result.1
+            lock.unlock()
+        }
+
+        func fail(_ message: String) {
+            lock.lock()
+            failure = message
+            lock.unlock()
+        }
+    }
+}
