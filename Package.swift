@@ -65,7 +65,7 @@ let package = Package(
         // The example network functions, written with the DSL.
         .target(
             name: "NetworkFunctions",
-            dependencies: ["StatelessKit"],
+            dependencies: ["StatelessKit", "StatelessKitStore"],
             path: "Sources/Examples/NetworkFunctions"
         ),
         // Counts allocations in the statelessnf process, for benchmarks.
