@@ -24,8 +24,9 @@ struct NATOptions: ParsableArguments {
     @Option(help: "External ports to hand out, LO-HI (default 1024-65535).")
     var ports: String?
 
-    /// The configuration: the file's, then the flags over it, checked.
-    func natConfig() throws -> ResolvedNATConfig {
+    /// The configuration: the file's, then the flags over it, checked;
+    /// with the given ports when a command decides them.
+    func natConfig(insidePort: UInt16? = nil, outsidePort: UInt16? = nil) throws -> ResolvedNATConfig {
         var config = NATConfig()
         if let path = self.config {
             config = try Self.load(path)
@@ -33,6 +34,8 @@ struct NATOptions: ParsableArguments {
         if let `internal` { config.internal = Self.list(`internal`) }
         if let external { config.external = Self.list(external) }
         if let ports { config.ports = ports }
+        if let insidePort { config.insidePort = insidePort }
+        if let outsidePort { config.outsidePort = outsidePort }
         do {
             return try config.resolved()
         } catch {

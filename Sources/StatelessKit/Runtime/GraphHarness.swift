@@ -19,6 +19,9 @@ public final class GraphHarness {
         /// The packets that left by `port`.
         public func packets(on port: UInt16) -> [[UInt8]] { ports[port] ?? [] }
 
+        /// Nothing out, nothing dropped.
+        public init() {}
+
         /// Whether nothing left and nothing was dropped.
         public var isEmpty: Bool { ports.isEmpty && drops.isEmpty }
     }

@@ -1,0 +1,69 @@
+import Foundation
+import NetworkFunctions
+import StatelessKit
+import StatelessKitStore
+import Testing
+
+/// Every capture played through the NAT as if it sat on the capture's
+/// path: every packet that comes back in equals the capture's own.
+@Suite("NAT replay of the real captures", .enabled(if: SharedTraces.available, SharedTraces.skipNote))
+struct NATReplayTests {
+    static func replay(_ trace: String, internal prefixes: [String]? = nil) throws -> NATReplay.Report {
+        var config = NATConfig()
+        config.external = ["203.0.113.1", "203.0.113.2"]
+        if let prefixes { config.internal = prefixes }
+        config.insidePort = 1
+        config.outsidePort = 2
+        let nat = NAT(try config.resolved())
+        let replay = try NATReplay(nat: nat, session: try EmbeddedStore().makeSession(for: nat.state.schema))
+        let reader = try CaptureReader(path: SharedTraces.path(trace))
+        while let record = try reader.next() {
+            _ = replay.play(Array(record.bytes), at: record.timestamp, linkType: record.linkType.packetLinkType)
+        }
+        return replay.report
+    }
+
+    @Test("no packet that comes back in differs from the capture's", arguments: SharedTraces.all)
+    func everyTrace(trace: String) throws {
+        let report = try Self.replay(trace)
+        #expect(report.mismatches == 0, "\(trace): mismatches at \(report.firstMismatches)")
+        #expect(report.inbound == report.inboundTranslated, "\(trace): re-addressed packets the NAT dropped: \(report.drops)")
+        #expect(report.outbound + report.inbound + report.inboundWithoutMapping + report.notTranslatable == report.packets)
+    }
+
+    @Test("captures of private networks translate both ways, byte for byte")
+    func privateNetworks() throws {
+        for (trace, minimum) in [("PcapPlusPlus/example.pcap", 2700), ("nDPI/iphone.pcap", 160), ("tcpreplay/test.pcap", 50)] {
+            let report = try Self.replay(trace)
+            #expect(report.matches >= minimum, "\(trace): \(report.matches) inbound packets matched")
+            #expect(report.outboundTranslated >= report.outbound * 9 / 10, "\(trace): \(report)")
+        }
+    }
+
+    @Test("a capture of public hosts translates when they are declared internal")
+    func publicHostsAsInternal() throws {
+        let report = try Self.replay("zeek/wikipedia.pcap", internal: ["141.142.0.0/16"])
+        #expect(report.outboundTranslated > 80 && report.matches > 25, "\(report)")
+    }
+}
+
+/// The shared captures, for the NF tests.
+enum SharedTraces {
+    static let directory: URL = {
+        if let shared = ProcessInfo.processInfo.environment["STATELESSKIT_SHARED"], !shared.isEmpty {
+            return URL(fileURLWithPath: shared).appendingPathComponent("traces")
+        }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/traces")
+    }()
+    static var available: Bool { FileManager.default.fileExists(atPath: directory.path) }
+    static let skipNote: Comment = "skipped: ../shared/traces is absent (set STATELESSKIT_SHARED to the shared folder)"
+    static var all: [String] {
+        guard let projects = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return [] }
+        return projects.sorted().flatMap { project -> [String] in
+            ((try? FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent(project).path)) ?? [])
+                .filter { $0.hasSuffix(".pcap") }.sorted().map { "\(project)/\($0)" }
+        }
+    }
+    static func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+}
