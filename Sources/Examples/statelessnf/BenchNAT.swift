@@ -22,6 +22,9 @@ struct NFBenchOptions: ParsableArguments {
     @Option(help: "Seconds to measure (after a warm-up pass that creates the flows).")
     var seconds: Double = 3
 
+    @Option(help: "Measure exactly this many packets per worker instead of timing (for callgrind).")
+    var packets: Int?
+
     @Flag(help: "Print a machine-readable JSON summary.")
     var json = false
 
@@ -31,6 +34,7 @@ struct NFBenchOptions: ParsableArguments {
         guard (0...1).contains(newFlowRatio) else { throw ValidationError("--new-flow-ratio must be 0 to 1") }
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
+        if let packets, packets < 1 { throw ValidationError("--packets must be at least 1") }
     }
 }
 
@@ -53,9 +57,12 @@ struct BenchNAT: ParsableCommand {
 
     func run() throws {
         var config = NATConfig()
-        config.external = (1...4).map { "203.0.113.\($0)" }
+        // Enough external ports for every flow, with room for uneven pairing.
+        let addresses = 4 + bench.flows / 30_000
+        config.external = (0..<addresses).map { "100.\(64 + $0 / 65536).\($0 / 256 % 256).\($0 % 256 + 1)" }
         config.ports = "1024-65535"
-        config.capacity = bench.flows + Int(Double(bench.flows) * bench.newFlowRatio * 4) + 1024
+        // New flows live 2 s: room for two seconds of them at up to 8 Mpps.
+        config.capacity = bench.flows + (bench.newFlowRatio > 0 ? Int(16_000_000 * bench.newFlowRatio) : 0) + 1024
         config.timeouts.udp = bench.newFlowRatio > 0 ? 2 : 300
         config.namespace = "bench-nat"
         let nat = NAT(try config.resolved())
@@ -119,17 +126,18 @@ struct BenchNAT: ParsableCommand {
         let runner = GraphRunner(graph: try nat.graph(), pool: pool, session: try store.makeSession(for: nat.state.schema),
                                  batchCapacity: batch, inFlight: inFlight)
         let payload = [UInt8](repeating: 0x5A, count: options.packetSize - 42)
-        // Flow f of worker w: 10.w.(f / 250).(f % 250 + 1), port 10000 + f % 50000.
+        // Flow f of worker w: host 10.0.0.0 + w * 2^22 + f / 4 + 1, port 10000 + f % 4.
         func frame(_ flow: Int, port: UInt16? = nil) -> [UInt8] {
-            let host = IPv4Address(10, UInt8(worker & 0xFF), UInt8((flow / 250) & 0xFF), UInt8(flow % 250 + 1))
+            let host = IPv4Address(0x0A00_0000 | UInt32(worker) << 22 | UInt32(flow / 4 + 1))
             return PacketBuilder().ipv4(source: host, destination: IPv4Address(198, 51, 100, 1))
-                .udp(source: port ?? UInt16(10000 + flow % 50000), destination: 53, payload: payload,
+                .udp(source: port ?? UInt16(10000 + flow % 4), destination: 53, payload: payload,
                      zeroChecksum: port != nil)
         }
         let templates = (0..<flows).map { frame($0) }
         // Plain values: reading an option's property wrapper per packet costs a metadata lookup.
         let newFlowRatio = options.newFlowRatio
         let seconds = options.seconds
+        let packetLimit = options.packets
         // New flows: one template whose source port is patched per packet (UDP checksum zero: none).
         var newFlow = frame(flows % 60000 + 1, port: 1)
         var nextNewPort: UInt16 = 1
@@ -174,10 +182,14 @@ struct BenchNAT: ParsableCommand {
         let start = Timestamp.wallClock()
         let deadline = start.nanoseconds + Int64(seconds * 1e9)
         var iterations = 0
-        repeat {
-            step()
-            iterations += 1
-        } while iterations & 63 != 0 || Timestamp.wallClock().nanoseconds < deadline
+        if let packetLimit {
+            while runner.packetsIn - startPackets < packetLimit { step() }
+        } else {
+            repeat {
+                step()
+                iterations += 1
+            } while iterations & 63 != 0 || Timestamp.wallClock().nanoseconds < deadline
+        }
         while runner.inFlight > 0 { runner.advance(wait: true); runner.drain { _, p in pool.release(p) } }
         let elapsed = Double(Timestamp.wallClock().nanoseconds - start.nanoseconds) / 1e9
         let allocations = sk_allocation_count() - startAllocations

@@ -111,6 +111,10 @@ public final class CaptureReader {
         return read
     }
 
+    /// The bytes the reader holds in memory: one read buffer, whatever the
+    /// file's size (it grows only for a record larger than itself).
+    public var bufferBytes: Int { input.capacity }
+
     /// The largest packet the file may hold, for sizing buffers: its snapshot
     /// length, within 2,048 and ``maximumRecordLength``.
     public var suggestedDataRoom: Int {

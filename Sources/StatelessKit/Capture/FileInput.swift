@@ -33,6 +33,9 @@ final class FileInput {
     /// The unread bytes.
     var available: Int { end - start }
 
+    /// The buffer's size.
+    var capacity: Int { buffer.count }
+
     /// The next unread byte.
     var pointer: UnsafeRawPointer { UnsafeRawPointer(buffer.baseAddress! + start) }
 

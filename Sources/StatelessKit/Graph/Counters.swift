@@ -3,6 +3,9 @@
 /// nothing after a counter's first use.
 public final class Counters {
     @usableFromInline var indices: [String: Int] = [:]
+    /// Counter indices by the address of a static string's text, so that
+    /// counting by a literal name neither allocates nor hashes the text.
+    @usableFromInline var literals: [UInt: Int] = [:]
     @usableFromInline var names: [String] = []
     @exclusivity(unchecked) @usableFromInline var values: [Int] = []
 
@@ -28,7 +31,14 @@ public final class Counters {
     /// Adds `amount` to the counter `name`.
     @inlinable
     public func add(_ name: StaticString, _ amount: Int = 1) {
-        add(at: index(of: name.description), amount)
+        let key = UInt(bitPattern: name.utf8Start)
+        if let index = literals[key] {
+            add(at: index, amount)
+        } else {
+            let index = index(of: name.description)
+            literals[key] = index
+            add(at: index, amount)
+        }
     }
 
     /// The value of `name` (zero if never counted).

@@ -76,10 +76,10 @@ struct NATOutbound: StatefulNode {
             if let tcp = packet.tcpFlags, tcp & 0x01 != 0 { flags.insert(.finInside) }
             let binding = NATBinding(ipProtocol: scratch.key.ipProtocol, inside: scratch.key.endpoint, outside: outside,
                                      flags: flags)
-            let deadline = state.now.nanoseconds + rules.timeout(binding.ipProtocol, flags)
             scratch.stage = .insert
             scratch.insert = state.insertIfAbsent(rules.state.mappings, scratch.key, binding,
-                                                  deadline: Timestamp(nanoseconds: deadline), releaseOnConflict: true)
+                                                  deadline: rules.deadline(binding.ipProtocol, flags, now: state.now),
+                                                  releaseOnConflict: true)
             return .wait
         case .insert:
             switch state[scratch.insert!] {

@@ -7,9 +7,13 @@ struct NATRules: Sendable {
     let timeouts: NATTimeouts
     /// A few addresses: a linear scan beats hashing.
     let externalAddresses: [IPv4Address]
-    /// A deadline is moved only when it would move by more than this, so an
-    /// established flow costs one store write a second, not one a packet.
-    static let refreshSlack: Int64 = 1_000_000_000
+    /// How much longer than its timeout a mapping may live: a refresh sets
+    /// the deadline this far beyond the timeout, and the next refresh is due
+    /// only once the deadline is nearer than the timeout. So a mapping lives
+    /// at least its timeout after its last packet (as RFC 4787 and 5382
+    /// require) and at most 1/32 longer, and a busy flow costs one store write
+    /// per 1/32 of its timeout (at least a second), not one per packet.
+    static func slack(_ timeout: Int64) -> Int64 { max(1_000_000_000, timeout / 32) }
 
     func timeout(_ ipProtocol: UInt8, _ flags: NATBinding.Flags) -> Int64 {
         let seconds: Double
@@ -48,16 +52,21 @@ struct NATRules: Sendable {
             if tcp & 0x01 != 0 { flags.insert(outbound ? .finInside : .finOutside) }
             if !outbound { flags.insert(.answered) }
         }
-        let deadline = state.now.nanoseconds + timeout(entry.value.ipProtocol, flags)
+        let due = state.now.nanoseconds + timeout(entry.value.ipProtocol, flags)
+        let deadline = Timestamp(nanoseconds: due + Self.slack(due - state.now.nanoseconds))
         if flags != entry.value.flags {
             var updated = entry.value
             updated.flags = flags
-            state.compareAndSet(self.state.mappings, key, expected: entry.value, new: updated,
-                                deadline: Timestamp(nanoseconds: deadline))
-        } else if (outbound || entry.value.ipProtocol == IPProtocol.tcp),
-                  deadline - entry.deadline.nanoseconds > Self.refreshSlack {
-            state.touch(self.state.mappings, key, deadline: Timestamp(nanoseconds: deadline))
+            state.compareAndSet(self.state.mappings, key, expected: entry.value, new: updated, deadline: deadline)
+        } else if (outbound || entry.value.ipProtocol == IPProtocol.tcp), entry.deadline.nanoseconds < due {
+            state.touch(self.state.mappings, key, deadline: deadline)
         }
+    }
+
+    /// The deadline of a new mapping.
+    func deadline(_ ipProtocol: UInt8, _ flags: NATBinding.Flags, now: Timestamp) -> Timestamp {
+        let timeout = timeout(ipProtocol, flags)
+        return Timestamp(nanoseconds: now.nanoseconds + timeout + Self.slack(timeout))
     }
 
     /// Lets the rest of a fragmented datagram follow its first fragment.

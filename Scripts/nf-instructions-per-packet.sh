@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Instructions per packet of `statelessnf bench NF` on its measured path,
+# counted by callgrind: the difference between a run of N and of 2N measured
+# packets (cancelling start-up and warm-up), divided by N.
+#
+#   Scripts/nf-instructions-per-packet.sh BINARY NF N [bench options...]
+set -euo pipefail
+binary=$1 nf=$2 packets=$3
+shift 3
+command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
+stripped=$(mktemp)
+trap 'rm -f "$stripped"' EXIT
+strip -g -o "$stripped" "$binary"  # valgrind 3.19 cannot read Swift's DWARF 5
+count() {
+    local measured=$1
+    shift
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$stripped" bench "$nf" --packets "$measured" "$@" 2>&1 >/dev/null \
+        | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+}
+one=$(count "$packets" "$@")
+two=$(count $((packets * 2)) "$@")
+echo "$nf: $(( (two - one) / packets )) instructions per packet ($packets packets measured)"
