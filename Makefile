@@ -13,7 +13,7 @@ SHARED ?= $(CURDIR)/../shared
 export STATELESSKIT_SHARED := $(SHARED)
 SWIFT_BUILD_FLAGS ?=
 
-.PHONY: demo test deps pkgconfig build release fuzz fuzz-short fuzz-build bench-parser fixtures clean
+.PHONY: demo test deps pkgconfig build release fuzz fuzz-short fuzz-build bench-parser bench-nat fixtures clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do \
@@ -86,6 +86,15 @@ bench-parser: release
 	@.build/release/statelessnf bench parser $(BENCH_TRACES)
 	@Scripts/instructions-per-packet.sh .build/release/statelessnf parse $(BENCH_TRACES)
 	@Scripts/instructions-per-packet.sh .build/release/statelessnf parse+key $(BENCH_TRACES)
+
+# The NAT on the embedded store: Mpps, ns and allocations per packet, then
+# instructions per packet counted by callgrind.
+bench-nat: release
+	@.build/release/statelessnf bench nat --seconds 5
+	@.build/release/statelessnf bench nat --seconds 5 --flows 1000000
+	@.build/release/statelessnf bench nat --seconds 5 --new-flow-ratio 0.1
+	@.build/release/statelessnf bench nat --seconds 5 --workers 2
+	@Scripts/nf-instructions-per-packet.sh .build/release/statelessnf nat 100000
 
 # Regenerates the decode fixtures with tshark (the tests do not need tshark).
 fixtures:
