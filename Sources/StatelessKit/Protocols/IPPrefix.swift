@@ -22,6 +22,15 @@ public struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
         return IPAddress(high: address.high & highMask, low: address.low & lowMask)
     }
 
+    /// Whether the IPv4 address `address` lies in the prefix (always false
+    /// for an IPv6 prefix).
+    @inlinable
+    public func contains(_ address: IPv4Address) -> Bool {
+        guard self.address.isIPv4 else { return false }
+        let mask: UInt32 = length == 0 ? 0 : ~0 << UInt32(32 - length)
+        return address.value & mask == UInt32(truncatingIfNeeded: self.address.low)
+    }
+
     /// Whether `address` lies in the prefix.
     @inlinable
     public func contains(_ address: IPAddress) -> Bool {

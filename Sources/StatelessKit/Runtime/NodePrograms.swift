@@ -5,15 +5,26 @@ final class NodeCell<N> {
     @usableFromInline init(_ node: N) { self.node = node }
 }
 
-/// Holds a stateful node and, per slot, the scratch of its waiting packets.
+/// Holds a stateful node and, per slot, the scratch of its waiting packets
+/// (in plain memory: no copy-on-write check per packet).
 @usableFromInline
 final class StatefulNodeCell<N: StatefulNode> {
     @usableFromInline let node: N
-    @exclusivity(unchecked) @usableFromInline var scratch: [[N.Scratch]]
+    @usableFromInline let scratch: UnsafeMutablePointer<N.Scratch>
+    @usableFromInline let capacity: Int
+    let count: Int
 
     @usableFromInline init(_ node: N, slots: Int, capacity: Int) {
         self.node = node
-        scratch = (0..<slots).map { _ in [N.Scratch](repeating: N.emptyScratch, count: capacity) }
+        self.capacity = capacity
+        count = slots * capacity
+        scratch = .allocate(capacity: count)
+        scratch.initialize(repeating: N.emptyScratch, count: count)
+    }
+
+    deinit {
+        scratch.deinitialize(count: count)
+        scratch.deallocate()
     }
 }
 
@@ -49,10 +60,11 @@ extension NodeProgram {
             var context = NodeContext(now: slot.now, counters: runner.counters)
             var access = StateAccess(outgoing: slot.outgoing, answered: first ? nil : slot.answered, now: slot.now)
             let routes = runner.routes[index]
+            let scratches = cell.scratch + slot.id * cell.capacity
             var waiting = 0
             for i in 0..<input.count {
                 var packet = input[i]
-                var scratch = first ? N.emptyScratch : cell.scratch[slot.id][i]
+                var scratch = first ? N.emptyScratch : scratches[i]
                 let step = first ? cell.node.start(&packet, &scratch, &access, &context)
                                  : cell.node.resume(&packet, &scratch, &access, &context)
                 switch step {
@@ -60,7 +72,7 @@ extension NodeProgram {
                     runner.deliver(packet, routes[Int(output.rawValue)], slot)
                 case .wait:
                     input[waiting] = packet
-                    cell.scratch[slot.id][waiting] = scratch
+                    scratches[waiting] = scratch
                     waiting += 1
                 }
             }

@@ -95,9 +95,10 @@ struct NATDirection: Node {
             if packet.port == insidePort { return .outbound }
             return packet.port == outsidePort ? .inbound : .notForNAT
         }
-        let source = packet.address(.source)
-        if internalPrefixes.contains(where: { $0.contains(source) }) { return .outbound }
-        if let destination = packet.ipv4Address(.destination), external.contains(destination) { return .inbound }
+        let source = packet.ipv4Address(.source)!
+        for prefix in internalPrefixes where prefix.contains(source) { return .outbound }
+        let destination = packet.ipv4Address(.destination)!
+        for address in external where address == destination { return .inbound }
         return .notForNAT
     }
 }
