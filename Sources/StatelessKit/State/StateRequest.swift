@@ -222,6 +222,15 @@ public final class StateRequest: @unchecked Sendable {
         UnsafeRawPointer(resultArena + Int(offset))
     }
 
+    /// Sizes ``results`` to one per operation (each ``StateResult/empty``),
+    /// keeping its storage; a store calls this before it answers.
+    @inlinable
+    public func prepareResults() {
+        let count = operations.count
+        if results.count > count { results.removeLast(results.count - count) }
+        while results.count < count { results.append(.empty) }
+    }
+
     /// Marks every operation failed, with `reason`.
     public func fail(_ reason: String) {
         failure = reason

@@ -105,9 +105,11 @@ final class EmbeddedSession: StateSession {
 
     func submit(_ request: StateRequest) {
         let now = request.now.nanoseconds
-        request.results.removeAll(keepingCapacity: true)
-        for operation in request.operations {
-            request.results.append(execute(operation, request, now: now))
+        request.prepareResults()
+        request.operations.withUnsafeBufferPointer { operations in
+            request.results.withUnsafeMutableBufferPointer { results in
+                for i in 0..<operations.count { results[i] = execute(operations[i], request, now: now) }
+            }
         }
         answered.append(request)
     }

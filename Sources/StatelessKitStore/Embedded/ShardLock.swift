@@ -1,23 +1,32 @@
+import Atomics
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 
-/// A mutex for one shard of the embedded store.
+/// The lock of one shard of the embedded store: a test-and-test-and-set
+/// spin lock that yields the processor after a few hundred spins. A shard's
+/// critical sections are a handful of memory accesses, so an uncontended
+/// lock and unlock cost two atomic operations and no call into the kernel.
 final class ShardLock: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let held = UnsafeAtomic<Bool>.create(false)
 
-    init() {
-        mutex = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
+    deinit { held.destroy() }
+
+    @inline(__always) func lock() {
+        if held.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged { return }
+        var spins = 0
+        while true {
+            while held.load(ordering: .relaxed) {
+                spins += 1
+                if spins & 255 == 0 { sched_yield() }
+            }
+            if held.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged { return }
+        }
     }
 
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
+    @inline(__always) func unlock() {
+        held.store(false, ordering: .releasing)
     }
-
-    @inline(__always) func lock() { pthread_mutex_lock(mutex) }
-    @inline(__always) func unlock() { pthread_mutex_unlock(mutex) }
 }
