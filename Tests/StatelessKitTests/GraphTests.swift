@@ -130,3 +130,28 @@ struct GraphTests {
         #expect(graph.nodeNames == ["parse", "prefix(src 10.0.0.0/8,172.16.0.0/12,192.168.0.0/16)", "port(dst 80,443)", "port(dst 80,443)"])
     }
 }
+
+@Suite("Action nodes")
+struct ActionNodeTests {
+    @Test("count and rewrite compose with the classifiers")
+    func countAndRewrite() throws {
+        let graph = try Graph("redirect") { g in
+            let parse = g.add(ParseNode())
+            let web = g.add(PortClassifier([80]))
+            let counted = g.add(CountNode("web"))
+            let redirect = g.add(RewriteNode(.destination, to: IPv4Address(10, 9, 9, 9), port: 8080))
+            g.entry(parse)
+            g.route(parse) { $0 == .ip ? web as any Destination : g.drop("not ip") }
+            g.route(web) { $0 == .match ? counted as any Destination : g.port(2) }
+            g.route(counted) { _ in redirect }
+            g.route(redirect) { $0 == .rewritten ? g.port(1) : g.drop("skipped") }
+        }
+        let harness = GraphHarness(graph: graph, session: nil)
+        let b = PacketBuilder().ipv4(source: IPv4Address(1, 1, 1, 1), destination: IPv4Address(2, 2, 2, 2))
+        let out = harness.send([b.tcp(source: 5, destination: 80), b.tcp(source: 6, destination: 443)], port: 0)
+        #expect(out.packets(on: 1) == [PacketBuilder().ipv4(source: IPv4Address(1, 1, 1, 1), destination: IPv4Address(10, 9, 9, 9))
+            .tcp(source: 5, destination: 8080)])
+        #expect(out.packets(on: 2).count == 1)
+        #expect(harness.runner.counters["web"] == 1)
+    }
+}
