@@ -67,3 +67,45 @@ enum SharedTraces {
     }
     static func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 }
+
+@Suite("Worker threads", .enabled(if: SharedTraces.available, SharedTraces.skipNote))
+struct WorkerGroupTests {
+    /// Counts what a sink receives.
+    final class CountingSink: PacketSink {
+        var packets = 0
+        var flows: Set<FlowKey> = []
+        func write(_ batch: PacketBatch, port: UInt16) throws {
+            for i in 0..<batch.count {
+                var packet = batch[i]
+                packets += 1
+                if (try? packet.parse()) != nil, let key = packet.flowKey { flows.insert(key.canonical) }
+            }
+        }
+        func close() throws {}
+    }
+
+    @Test("three workers sharing the store translate a capture as one does")
+    func threeWorkersAsOne() throws {
+        func run(workers: Int) throws -> (RunSummary, CountingSink) {
+            var config = NATConfig()
+            config.external = ["203.0.113.1"]
+            let nat = NAT(try config.resolved())
+            let store = EmbeddedStore()
+            let graph = try nat.graph()
+            let schema = nat.state.schema
+            let sink = CountingSink()
+            let group = WorkerGroup(workers: workers, batch: 16, clock: .replay) { _, pool in
+                GraphRunner(graph: graph, pool: pool, session: try store.makeSession(for: schema), batchCapacity: 16)
+            }
+            let summary = try group.run(try CaptureReader(path: SharedTraces.path("PcapPlusPlus/example.pcap")), port: 0, into: sink)
+            return (summary, sink)
+        }
+        let (one, oneSink) = try run(workers: 1)
+        let (three, threeSink) = try run(workers: 3)
+        #expect(one.packetsIn == 4631 && three.packetsIn == 4631)
+        #expect(one.packetsOut == three.packetsOut && one.drops == three.drops)
+        #expect(oneSink.packets == threeSink.packets)
+        #expect(oneSink.flows.count == threeSink.flows.count, "the same flows, each with one mapping")
+        #expect(one.counters["nat.mappingsCreated"] == three.counters["nat.mappingsCreated"])
+    }
+}

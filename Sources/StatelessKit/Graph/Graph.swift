@@ -137,7 +137,10 @@ struct GraphNodeFactory {
 
 /// A network function's processing graph, checked: every node's outputs are
 /// routed, packets have an entry, and there is no cycle.
-public struct Graph: CustomStringConvertible {
+///
+/// A graph is a description: each worker's ``GraphRunner`` gets copies of
+/// its node values of its own, so one graph serves every worker thread.
+public struct Graph: CustomStringConvertible, @unchecked Sendable {
     /// The graph's name.
     public let name: String
     let nodes: [GraphNodeFactory]
