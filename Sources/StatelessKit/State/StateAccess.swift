@@ -146,33 +146,33 @@ public struct StateAccess {
     // MARK: Reading results of the previous step
 
     @inlinable
-    func result<R>(_ ticket: Ticket<R>) -> (StateResult, StateRequest) {
+    func result<R>(_ ticket: Ticket<R>) -> StateResult {
         guard let answered, Int(ticket.index) < answered.results.count else {
             preconditionFailure("a ticket read in the step that issued it, or in another batch")
         }
-        return (answered.results[Int(ticket.index)], answered)
+        return answered.results[Int(ticket.index)]
     }
 
     @inlinable
-    func entry<V: StateCodable>(_ result: StateResult, _ request: StateRequest) -> Entry<V> {
-        Entry(value: V(decoding: request.resultBytes(at: result.value)),
+    func entry<V: StateCodable>(_ result: StateResult) -> Entry<V> {
+        Entry(value: V(decoding: answered.unsafelyUnwrapped.resultBytes(at: result.value)),
               deadline: Timestamp(nanoseconds: result.deadline))
     }
 
     /// The entry a read found, or `nil`.
     @inlinable
     public subscript<V>(_ ticket: Ticket<Entry<V>?>) -> Entry<V>? {
-        let (result, request) = self.result(ticket)
-        return result.status == .ok ? entry(result, request) : nil
+        let result = self.result(ticket)
+        return result.status == .ok ? entry(result) : nil
     }
 
     /// What an insert did.
     @inlinable
     public subscript<V>(_ ticket: Ticket<Insertion<V>>) -> Insertion<V> {
-        let (result, request) = self.result(ticket)
+        let result = self.result(ticket)
         switch result.status {
-        case .ok: return .inserted(entry(result, request))
-        case .conflict: return .present(entry(result, request))
+        case .ok: return .inserted(entry(result))
+        case .conflict: return .present(entry(result))
         case .collision: return .collision
         default: return .full
         }
@@ -181,10 +181,10 @@ public struct StateAccess {
     /// What a compare-and-set did.
     @inlinable
     public subscript<V>(_ ticket: Ticket<Swap<V>>) -> Swap<V> {
-        let (result, request) = self.result(ticket)
+        let result = self.result(ticket)
         switch result.status {
         case .ok: return .swapped
-        case .conflict: return .conflict(entry(result, request))
+        case .conflict: return .conflict(entry(result))
         default: return .missing
         }
     }
@@ -192,19 +192,19 @@ public struct StateAccess {
     /// Whether a delete or touch found its entry.
     @inlinable
     public subscript(_ ticket: Ticket<Bool>) -> Bool {
-        self.result(ticket).0.status == .ok
+        self.result(ticket).status == .ok
     }
 
     /// A counter's new value.
     @inlinable
     public subscript(_ ticket: Ticket<Int64>) -> Int64 {
-        self.result(ticket).0.integer
+        self.result(ticket).integer
     }
 
     /// The item taken, or `nil` when the pool was empty.
     @inlinable
     public subscript<I: StateCodable>(_ ticket: Ticket<I?>) -> I? {
-        let (result, request) = self.result(ticket)
-        return result.status == .ok ? I(decoding: request.resultBytes(at: result.value)) : nil
+        let result = self.result(ticket)
+        return result.status == .ok ? I(decoding: answered.unsafelyUnwrapped.resultBytes(at: result.value)) : nil
     }
 }

@@ -5,6 +5,8 @@ import StatelessKit
 struct NATRules: Sendable {
     let state: NATState
     let timeouts: NATTimeouts
+    /// The timeouts in nanoseconds, computed once.
+    let tcpEstablished: Int64, tcpTransitory: Int64, udp: Int64, icmp: Int64
     /// A few addresses: a linear scan beats hashing.
     let externalAddresses: [IPv4Address]
     /// How much longer than its timeout a mapping may live: a refresh sets
@@ -15,16 +17,24 @@ struct NATRules: Sendable {
     /// per 1/32 of its timeout (at least a second), not one per packet.
     static func slack(_ timeout: Int64) -> Int64 { max(1_000_000_000, timeout / 32) }
 
+    init(state: NATState, timeouts: NATTimeouts, externalAddresses: [IPv4Address]) {
+        self.state = state
+        self.timeouts = timeouts
+        self.externalAddresses = externalAddresses
+        tcpEstablished = Int64(timeouts.tcpEstablished * 1e9)
+        tcpTransitory = Int64(timeouts.tcpTransitory * 1e9)
+        udp = Int64(timeouts.udp * 1e9)
+        icmp = Int64(timeouts.icmp * 1e9)
+    }
+
     func timeout(_ ipProtocol: UInt8, _ flags: NATBinding.Flags) -> Int64 {
-        let seconds: Double
         switch ipProtocol {
         case IPProtocol.tcp:
             let closed = flags.contains(.reset) || flags.isSuperset(of: [.finInside, .finOutside])
-            seconds = closed || !flags.contains(.answered) ? timeouts.tcpTransitory : timeouts.tcpEstablished
-        case IPProtocol.udp: seconds = timeouts.udp
-        default: seconds = timeouts.icmp
+            return closed || !flags.contains(.answered) ? tcpTransitory : tcpEstablished
+        case IPProtocol.udp: return udp
+        default: return icmp
         }
-        return Int64(seconds * 1e9)
     }
 
     /// Whether the NAT translates `ipProtocol` (TCP, UDP, ICMP).
