@@ -30,6 +30,19 @@ public struct RunSummary: Sendable {
 
     public init() {}
 
+    /// What `runner` has counted, with the packets out by port and the
+    /// entries expired that its driver saw.
+    public init(_ runner: GraphRunner, packetsOut: [UInt16: Int], expired: Int) {
+        packetsIn = runner.packetsIn
+        self.packetsOut = packetsOut
+        drops = runner.drops
+        counters = runner.counters.all
+        roundTrips = runner.roundTrips
+        stateOperations = runner.stateOperations
+        batches = runner.batchesIn
+        self.expired = expired
+    }
+
     /// Adds another worker's summary.
     public mutating func merge(_ other: RunSummary) {
         packetsIn += other.packetsIn
@@ -98,15 +111,7 @@ public final class Driver {
             if let sinkError { throw sinkError }
             if let session = runner.session { expired += session.expire(now: now, budget: expiryBudget) }
         }
-        var summary = RunSummary()
-        summary.packetsIn = runner.packetsIn
-        summary.packetsOut = out
-        summary.drops = runner.drops
-        summary.counters = runner.counters.all
-        summary.roundTrips = runner.roundTrips
-        summary.stateOperations = runner.stateOperations
-        summary.batches = runner.batchesIn
-        summary.expired = expired
+        var summary = RunSummary(runner, packetsOut: out, expired: expired)
         summary.elapsed = Double(Timestamp.wallClock().nanoseconds - started.nanoseconds) / 1e9
         return summary
     }

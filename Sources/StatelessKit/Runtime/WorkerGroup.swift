@@ -179,16 +179,7 @@ public final class WorkerGroup: @unchecked Sendable {
             }
             if let session = runner.session { expired += session.expire(now: now, budget: 1024) }
         }
-        var summary = RunSummary()
-        summary.packetsIn = runner.packetsIn
-        summary.packetsOut = out
-        summary.drops = runner.drops
-        summary.counters = runner.counters.all
-        summary.roundTrips = runner.roundTrips
-        summary.stateOperations = runner.stateOperations
-        summary.batches = runner.batchesIn
-        summary.expired = expired
-        return summary
+        return RunSummary(runner, packetsOut: out, expired: expired)
     }
 
     /// The workers' summaries, gathered under a lock.

@@ -179,17 +179,22 @@ public final class StateRequest: @unchecked Sendable {
 
     @inlinable
     func reserve(_ count: Int) -> Int32 {
-        if arenaCount + count > arenaCapacity {
-            let larger = UnsafeMutableRawPointer.allocate(byteCount: max(arenaCapacity * 2, arenaCount + count),
-                                                          alignment: 8)
-            larger.copyMemory(from: arena, byteCount: arenaCount)
-            arena.deallocate()
-            arena = larger
-            arenaCapacity = max(arenaCapacity * 2, arenaCount + count)
-        }
+        Self.grow(&arena, &arenaCapacity, used: arenaCount, needed: count)
         let offset = arenaCount
         arenaCount += (count + 7) & ~7
         return Int32(offset)
+    }
+
+    /// Makes room for `needed` more bytes after `used` in a buffer.
+    @inlinable
+    static func grow(_ buffer: inout UnsafeMutableRawPointer, _ capacity: inout Int, used: Int, needed: Int) {
+        guard used + needed > capacity else { return }
+        let larger = max(capacity * 2, used + needed)
+        let grown = UnsafeMutableRawPointer.allocate(byteCount: larger, alignment: 8)
+        grown.copyMemory(from: buffer, byteCount: used)
+        buffer.deallocate()
+        buffer = grown
+        capacity = larger
     }
 
     /// The bytes at `offset` of the arena.
@@ -202,14 +207,7 @@ public final class StateRequest: @unchecked Sendable {
     /// Stores call this when they answer.
     @inlinable
     public func storeResult(_ bytes: UnsafeRawPointer, count: Int) -> Int32 {
-        if resultArenaCount + count > resultArenaCapacity {
-            let capacity = max(resultArenaCapacity * 2, resultArenaCount + count)
-            let larger = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
-            larger.copyMemory(from: resultArena, byteCount: resultArenaCount)
-            resultArena.deallocate()
-            resultArena = larger
-            resultArenaCapacity = capacity
-        }
+        Self.grow(&resultArena, &resultArenaCapacity, used: resultArenaCount, needed: count)
         let offset = resultArenaCount
         (resultArena + offset).copyMemory(from: bytes, byteCount: count)
         resultArenaCount += (count + 7) & ~7

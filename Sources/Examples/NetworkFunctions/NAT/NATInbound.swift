@@ -16,22 +16,13 @@ struct NATInbound: StatefulNode {
     func start(_ packet: inout Packet, _ scratch: inout NATScratch, _ state: inout StateAccess,
                _ context: inout NodeContext) -> Step<Output> {
         if packet.layout.transport == .fragment {
-            guard let key = NATRules.fragmentKey(packet, side: .outside) else { return .done(.untranslatable) }
-            scratch.stage = .fragment
-            scratch.read = state.read(rules.state.fragments, key)
-            return .wait
+            return rules.startFragment(packet, side: .outside, &scratch, &state) ? .wait : .done(.untranslatable)
         }
         if packet.layout.icmp == .error {
             // An error about a packet that went out: the quote's source is
             // the outside side of the mapping.
-            guard let quoted = packet.quotedAddress(.source)?.ipv4, let quote = packet.layout.quote,
-                  let port = quote.transport == .tcp || quote.transport == .udp
-                      ? packet.quotedPort(.source) : packet.quotedICMPIdentifier
-            else { return .done(.untranslatable) }
-            scratch.stage = .error
-            scratch.key = NATKey(.outside, quote.ipProtocol, NATEndpoint(quoted, port))
-            scratch.read = state.read(rules.state.mappings, scratch.key)
-            return .wait
+            return rules.startError(packet, side: .outside, quoted: .source, &scratch, &state)
+                ? .wait : .done(.untranslatable)
         }
         guard let destination = packet.ipv4Address(.destination),
               NATRules.isTranslated(packet.layout.ipProtocol)
@@ -58,13 +49,7 @@ struct NATInbound: StatefulNode {
             return .done(.translated)
         case .error:
             guard let entry = state[scratch.read!] else { return .done(.noMapping) }
-            packet.setIPv4Address(entry.value.inside.address, at: .destination)
-            packet.setQuotedIPv4Address(entry.value.inside.address, at: .source)
-            if packet.layout.quote!.icmp == .query {
-                packet.setQuotedICMPIdentifier(entry.value.inside.port)
-            } else {
-                packet.setQuotedPort(entry.value.inside.port, at: .source)
-            }
+            NATRules.translateError(packet, to: entry.value.inside, outer: .destination, quoted: .source)
             return .done(.translated)
         default:
             guard let entry = state[scratch.read!] else { return .done(.unsolicited) }

@@ -16,23 +16,13 @@ struct NATOutbound: StatefulNode {
     func start(_ packet: inout Packet, _ scratch: inout NATScratch, _ state: inout StateAccess,
                _ context: inout NodeContext) -> Step<Output> {
         if packet.layout.transport == .fragment {
-            guard let key = NATRules.fragmentKey(packet, side: .inside) else { return .done(.untranslatable) }
-            scratch.stage = .fragment
-            scratch.read = state.read(rules.state.fragments, key)
-            return .wait
+            return rules.startFragment(packet, side: .inside, &scratch, &state) ? .wait : .done(.untranslatable)
         }
         if packet.layout.icmp == .error {
             // An inside host's error about a packet that came in: the quote's
             // destination is the host's side of the mapping.
-            guard let quoted = packet.quotedAddress(.destination)?.ipv4,
-                  let quote = packet.layout.quote,
-                  let port = quote.transport == .tcp || quote.transport == .udp
-                      ? packet.quotedPort(.destination) : packet.quotedICMPIdentifier
-            else { return .done(.untranslatable) }
-            scratch.stage = .error
-            scratch.key = NATKey(.inside, quote.ipProtocol, NATEndpoint(quoted, port))
-            scratch.read = state.read(rules.state.mappings, scratch.key)
-            return .wait
+            return rules.startError(packet, side: .inside, quoted: .destination, &scratch, &state)
+                ? .wait : .done(.untranslatable)
         }
         guard let source = packet.ipv4Address(.source), let port = NATRules.port(packet, .source),
               NATRules.isTranslated(packet.layout.ipProtocol),
@@ -53,13 +43,7 @@ struct NATOutbound: StatefulNode {
             return .done(.translated)
         case .error:
             guard let entry = state[scratch.read!] else { return .done(.noMapping) }
-            packet.setIPv4Address(entry.value.outside.address, at: .source)
-            packet.setQuotedIPv4Address(entry.value.outside.address, at: .destination)
-            if packet.layout.quote!.icmp == .query {
-                packet.setQuotedICMPIdentifier(entry.value.outside.port)
-            } else {
-                packet.setQuotedPort(entry.value.outside.port, at: .destination)
-            }
+            NATRules.translateError(packet, to: entry.value.outside, outer: .source, quoted: .destination)
             return .done(.translated)
         case .lookup:
             if let entry = state[scratch.read!] {

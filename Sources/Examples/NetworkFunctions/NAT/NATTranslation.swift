@@ -87,6 +87,43 @@ struct NATRules: Sendable {
                              deadline: Timestamp(nanoseconds: state.now.nanoseconds + Int64(timeouts.fragment * 1e9)))
     }
 
+    /// Starts the lookup of a non-first fragment's entry, as it arrived from
+    /// `side`; `false` when it has none to look up.
+    func startFragment(_ packet: Packet, side: NATKey.Side, _ scratch: inout NATScratch,
+                       _ state: inout StateAccess) -> Bool {
+        guard let key = Self.fragmentKey(packet, side: side) else { return false }
+        scratch.stage = .fragment
+        scratch.read = state.read(self.state.fragments, key)
+        return true
+    }
+
+    /// Starts the lookup of the mapping an ICMP error is about: the quote's
+    /// end at `quoted` is the mapping's `side`. `false` when the quote has no
+    /// port or identifier to look up.
+    func startError(_ packet: Packet, side: NATKey.Side, quoted end: Endpoint, _ scratch: inout NATScratch,
+                    _ state: inout StateAccess) -> Bool {
+        guard let address = packet.quotedAddress(end)?.ipv4, let quote = packet.layout.quote,
+              let port = quote.transport == .tcp || quote.transport == .udp
+                  ? packet.quotedPort(end) : packet.quotedICMPIdentifier
+        else { return false }
+        scratch.stage = .error
+        scratch.key = NATKey(side, quote.ipProtocol, NATEndpoint(address, port))
+        scratch.read = state.read(self.state.mappings, scratch.key)
+        return true
+    }
+
+    /// Translates an ICMP error: the outer address at `outer` and the quoted
+    /// address and port (or identifier) at `quoted` become `endpoint`.
+    static func translateError(_ packet: Packet, to endpoint: NATEndpoint, outer: Endpoint, quoted: Endpoint) {
+        packet.setIPv4Address(endpoint.address, at: outer)
+        packet.setQuotedIPv4Address(endpoint.address, at: quoted)
+        if packet.layout.quote!.icmp == .query {
+            packet.setQuotedICMPIdentifier(endpoint.port)
+        } else {
+            packet.setQuotedPort(endpoint.port, at: quoted)
+        }
+    }
+
     /// The fragment key of a packet as it arrived from `side`.
     static func fragmentKey(_ packet: Packet, side: NATKey.Side) -> NATFragmentKey? {
         guard packet.layout.fragment.isFragment, let source = packet.ipv4Address(.source),
