@@ -26,11 +26,13 @@ public struct NodeHandle<N>: Destination {
 
 /// A port or a drop, as a destination.
 public struct Terminal: Destination {
+    /// The port or drop.
     public let target: GraphTarget
 }
 
 /// A problem with a graph's wiring that the compiler could not catch.
 public struct GraphError: Error, CustomStringConvertible, Sendable {
+    /// What is wrong.
     public let description: String
 }
 

@@ -56,7 +56,9 @@ public final class EmbeddedStore: StateStore, @unchecked Sendable {
 
 /// A failure of a store.
 public struct StateStoreError: Error, CustomStringConvertible, Sendable {
+    /// What failed.
     public let description: String
+    /// An error saying `description`.
     public init(_ description: String) { self.description = description }
 }
 

@@ -7,6 +7,7 @@ public struct ConfigError: Error, CustomStringConvertible, Sendable {
     /// What is wrong, and how to fix it.
     public let problem: String
 
+    /// An error about `field`.
     public init(field: String, _ problem: String) {
         self.field = field
         self.problem = problem
@@ -67,6 +68,7 @@ public struct NATConfig: Codable, Sendable, Equatable {
         case `internal`, external, ports, timeouts, capacity, insidePort, outsidePort, namespace
     }
 
+    /// Decodes a configuration; absent fields keep their defaults.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let defaults = NATConfig()
@@ -128,12 +130,20 @@ public struct NATConfig: Codable, Sendable, Equatable {
 
 /// A checked NAT configuration.
 public struct ResolvedNATConfig: Sendable {
+    /// The inside prefixes.
     public let internalPrefixes: [IPPrefix]
+    /// The external addresses.
     public let externalAddresses: [IPv4Address]
+    /// The external ports handed out.
     public let ports: ClosedRange<UInt16>
+    /// Idle timeouts.
     public let timeouts: NATTimeouts
+    /// The most mappings at once.
     public let capacity: Int
+    /// The inside port with two ports; `nil` with one.
     public let insidePort: UInt16?
+    /// The outside (or only) port.
     public let outsidePort: UInt16
+    /// The deployment's name in the store.
     public let namespace: String
 }

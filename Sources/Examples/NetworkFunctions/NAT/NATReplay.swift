@@ -12,16 +12,17 @@ public final class NATReplay {
     public struct Report: Sendable, Codable {
         /// Packets read.
         public var packets = 0
-        /// Packets from the inside, and how many left translated.
+        /// Packets from the inside.
         public var outbound = 0
+        /// Packets from the inside that left translated.
         public var outboundTranslated = 0
-        /// Packets to the inside that the NAT had a mapping for, and how many
-        /// came back out on the inside.
+        /// Packets to the inside re-addressed and sent in.
         public var inbound = 0
+        /// Re-addressed packets that came back out on the inside.
         public var inboundTranslated = 0
-        /// Inbound packets that came back equal to the capture's packet, and
-        /// those that did not.
+        /// Packets that came back equal to the capture's.
         public var matches = 0
+        /// Packets that came back different from the capture's.
         public var mismatches = 0
         /// Packets to the inside for which the NAT's output never gave a
         /// mapping (traffic the capture shows arriving unsolicited).
@@ -33,6 +34,7 @@ public final class NATReplay {
         /// The frame numbers (from 1) of the first mismatches.
         public var firstMismatches: [Int] = []
 
+        /// An empty report.
         public init() {}
     }
 

@@ -2,9 +2,12 @@ import StatelessKit
 
 /// One side's end of a mapping: an address and a port (or ICMP identifier).
 public struct NATEndpoint: StateCodable, Hashable, CustomStringConvertible {
+    /// The address.
     public var address: IPv4Address
+    /// The port, or ICMP identifier.
     public var port: UInt16
 
+    /// An endpoint.
     public init(_ address: IPv4Address, _ port: UInt16) {
         self.address = address
         self.port = port
@@ -27,11 +30,16 @@ public struct NATEndpoint: StateCodable, Hashable, CustomStringConvertible {
 /// are what endpoint-independent mapping looks up for outbound packets;
 /// outside keys, for inbound ones.
 public struct NATKey: StateCodable, Hashable {
+    /// Which side of the NAT a key names.
     public enum Side: UInt8, Sendable { case inside, outside }
+    /// The side.
     public var side: Side
+    /// The protocol.
     public var ipProtocol: UInt8
+    /// The endpoint on that side.
     public var endpoint: NATEndpoint
 
+    /// A key.
     public init(_ side: Side, _ ipProtocol: UInt8, _ endpoint: NATEndpoint) {
         self.side = side
         self.ipProtocol = ipProtocol
@@ -54,9 +62,13 @@ public struct NATKey: StateCodable, Hashable {
 /// A mapping: the protocol, both endpoints, and what has been seen of a TCP
 /// connection on it (for its timeout). Stored under both its keys.
 public struct NATBinding: StateCodable, Hashable {
+    /// The protocol.
     public var ipProtocol: UInt8
+    /// The inside host's endpoint.
     public var inside: NATEndpoint
+    /// The external endpoint.
     public var outside: NATEndpoint
+    /// What has been seen of a TCP connection.
     public var flags: Flags
 
     /// TCP events seen on the mapping.
@@ -73,6 +85,7 @@ public struct NATBinding: StateCodable, Hashable {
         public static let answered = Flags(rawValue: 8)
     }
 
+    /// A binding.
     public init(ipProtocol: UInt8, inside: NATEndpoint, outside: NATEndpoint, flags: Flags = []) {
         self.ipProtocol = ipProtocol
         self.inside = inside
@@ -98,12 +111,18 @@ public struct NATBinding: StateCodable, Hashable {
 /// What lets a datagram's later fragments follow its first: the addresses,
 /// protocol and IP identification, on the side the fragment arrives from.
 public struct NATFragmentKey: StateCodable, Hashable {
+    /// The side the fragment arrived from.
     public var side: NATKey.Side
+    /// The source address.
     public var source: IPv4Address
+    /// The destination address.
     public var destination: IPv4Address
+    /// The protocol.
     public var ipProtocol: UInt8
+    /// The IP identification.
     public var identification: UInt16
 
+    /// A fragment key.
     public init(side: NATKey.Side, source: IPv4Address, destination: IPv4Address, ipProtocol: UInt8,
                 identification: UInt16) {
         self.side = side
@@ -135,14 +154,18 @@ public struct NATFragmentKey: StateCodable, Hashable {
 /// ends), the fragment entries, and a pool of external ports per external
 /// address and protocol.
 public struct NATState: Sendable {
+    /// The deployment's schema.
     public let schema: StateSchema
+    /// The mappings, under their inside and outside keys.
     public let mappings: StateTable<NATKey, NATBinding>
+    /// The entries that let fragments follow their first.
     public let fragments: StateTable<NATFragmentKey, NATBinding>
     /// Pools by external address index, then protocol class (TCP, UDP, ICMP).
     public let pools: [[StatePool<NATEndpoint>]]
 
     static let protocols: [UInt8] = [IPProtocol.tcp, IPProtocol.udp, IPProtocol.icmp]
 
+    /// The state of a NAT with `config`.
     public init(_ config: ResolvedNATConfig) {
         let schema = StateSchema(namespace: config.namespace)
         var pools: [[StatePool<NATEndpoint>]] = []

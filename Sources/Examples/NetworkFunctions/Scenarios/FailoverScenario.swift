@@ -11,13 +11,21 @@ public enum FailoverScenario {
         public init() {}
         /// Flows in the run.
         public var flows = 0
+        /// Flows that were on instance B when it stopped.
         public var movedFlows = 0
+        /// Flows whose external endpoint never changed.
         public var keptMapping = 0
+        /// Flows whose external endpoint changed.
         public var changedMapping = 0
+        /// Packets sent, both ways.
         public var packetsSent = 0
+        /// Packets that arrived where they should.
         public var packetsDelivered = 0
+        /// Packets dropped because an instance had no state for them.
         public var lostForLackOfState = 0
+        /// Replies that reached another inside host.
         public var deliveredToWrongHost = 0
+        /// Other drops, by reason.
         public var otherDrops: [String: Int] = [:]
     }
 
