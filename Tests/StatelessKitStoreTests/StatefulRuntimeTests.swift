@@ -93,3 +93,67 @@ struct StatefulRuntimeTests {
         #expect(store.statistics(namespace: "first-seen")?.tables["flows"]?.entries == 10)
     }
 }
+
+/// Counts packets per source host through a table that declares its key and
+/// idle timeout.
+struct HostCounter: StatefulNode {
+    enum Output: UInt8, NodeOutput { case counted, skipped }
+    struct Scratch { var read: Ticket<Entry<UInt64>?>? = nil }
+    static var emptyScratch: Scratch { Scratch() }
+    let hosts: StateTable<IPAddress, UInt64>
+
+    func start(_ packet: inout Packet, _ scratch: inout Scratch, _ state: inout StateAccess,
+               _ context: inout NodeContext) -> Step<Output> {
+        guard let read = state.read(hosts, of: packet) else { return .done(.skipped) }
+        scratch.read = read
+        return .wait
+    }
+
+    func resume(_ packet: inout Packet, _ scratch: inout Scratch, _ state: inout StateAccess,
+                _ context: inout NodeContext) -> Step<Output> {
+        let key = hosts.keyOf!(packet)!
+        if let entry = state[scratch.read!] {
+            state.refresh(hosts, key, entry, updated: entry.value + 1)
+        } else {
+            state.insertIfAbsent(hosts, key, 1)
+        }
+        return .done(.counted)
+    }
+}
+
+@Suite("Declared keys and idle timeouts")
+struct DeclaredTableTests {
+    @Test("a table's keyOf and idleTimeout drive reads, inserts and refreshes")
+    func hostCounter() throws {
+        let schema = StateSchema(namespace: "hosts")
+        let hosts = schema.table("hosts", key: IPAddress.self, value: UInt64.self, capacity: 100,
+                                 idleTimeout: { _, count in count >= 3 ? 100_000_000_000 : 10_000_000_000 },
+                                 keyOf: { $0.layout.network == .ipv4 ? $0.address(.source) : nil })
+        let graph = try Graph("hosts") { g in
+            let parse = g.add(ParseNode())
+            let counter = g.add(HostCounter(hosts: hosts))
+            g.entry(parse)
+            g.route(parse) { $0 == .ip ? counter as any Destination : g.drop("not ip") }
+            g.route(counter) { $0 == .counted ? g.port(1) : g.drop("skipped") }
+        }
+        let store = EmbeddedStore()
+        let harness = GraphHarness(graph: graph, session: try store.makeSession(for: schema))
+        let v4 = PacketBuilder().ipv4(source: IPv4Address(10, 0, 0, 1), destination: IPv4Address(10, 0, 0, 2)).udp(source: 1, destination: 2)
+        let v6 = PacketBuilder().ipv6(source: IPv6Address("fd00::1")!, destination: IPv6Address("fd00::2")!).udp(source: 1, destination: 2)
+        #expect(harness.send([v4, v4, v6], port: 0).packets(on: 1).count == 2, "the IPv6 packet has no key")
+        #expect(harness.send(v4, port: 0).packets(on: 1).count == 1)
+        // Two packets in one batch both missed and both inserted 1; the third updated it to 2.
+        // Count 2 lives 10 s (+ 1 s of slack); after 12 s the host starts again from 1.
+        harness.advance(seconds: 12)
+        _ = harness.send(v4, port: 0)
+        let read = PacketBuilder().ipv4(source: IPv4Address(10, 0, 0, 1), destination: IPv4Address(10, 0, 0, 3)).udp(source: 1, destination: 2)
+        for _ in 0..<3 { _ = harness.send(read, port: 0) }
+        // Now at 4: the long timeout applies; after 50 s it is still there.
+        harness.advance(seconds: 50)
+        harness.expire()
+        #expect(store.statistics(namespace: "hosts")?.tables["hosts"]?.entries == 1)
+        harness.advance(seconds: 60)
+        harness.expire()
+        #expect(store.statistics(namespace: "hosts")?.tables["hosts"]?.entries == 0)
+    }
+}

@@ -98,6 +98,51 @@ public struct StateAccess {
                                 releaseOnConflict: releaseOnConflict))
     }
 
+    /// Reads the entry of the key the table's `keyOf` takes from `packet`;
+    /// `nil` when the packet has no such key.
+    @inlinable
+    public func read<K, V>(_ table: StateTable<K, V>, of packet: Packet) -> Ticket<Entry<V>?>? {
+        guard let keyOf = table.keyOf else { preconditionFailure("table \(table.name) declares no keyOf") }
+        return keyOf(packet).map { read(table, $0) }
+    }
+
+    /// The deadline the table's idle timeout gives `key` and `value` now
+    /// (with the refresh slack; see ``StateTable/slack(_:)``).
+    @inlinable
+    public func deadline<K, V>(_ table: StateTable<K, V>, _ key: K, _ value: V) -> Timestamp {
+        guard let idleTimeout = table.idleTimeout else { preconditionFailure("table \(table.name) declares no idleTimeout") }
+        let timeout = idleTimeout(key, value)
+        return Timestamp(nanoseconds: now.nanoseconds + timeout + StateTable<K, V>.slack(timeout))
+    }
+
+    /// Inserts `value` under `key` unless present, with the deadline the
+    /// table's idle timeout gives it.
+    @inlinable
+    public func insertIfAbsent<K, V>(_ table: StateTable<K, V>, _ key: K, _ value: V,
+                                     releaseOnConflict: Bool = false) -> Ticket<Insertion<V>> {
+        insertIfAbsent(table, key, value, deadline: deadline(table, key, value), releaseOnConflict: releaseOnConflict)
+    }
+
+    /// Keeps an entry that a packet used alive, by the table's idle timeout:
+    /// when its value changes (`updated`), a compare-and-set with the new
+    /// deadline; otherwise a touch, only when the deadline has come nearer
+    /// than the timeout. Returns whether it issued an operation.
+    @inlinable
+    @discardableResult
+    public func refresh<K, V>(_ table: StateTable<K, V>, _ key: K, _ entry: Entry<V>, updated: V? = nil) -> Bool {
+        let value = updated ?? entry.value
+        guard let idleTimeout = table.idleTimeout else { preconditionFailure("table \(table.name) declares no idleTimeout") }
+        let timeout = idleTimeout(key, value)
+        let deadline = Timestamp(nanoseconds: now.nanoseconds + timeout + StateTable<K, V>.slack(timeout))
+        if let updated, updated != entry.value {
+            compareAndSet(table, key, expected: entry.value, new: updated, deadline: deadline)
+            return true
+        }
+        guard entry.deadline.nanoseconds < now.nanoseconds + timeout else { return false }
+        touch(table, key, deadline: deadline)
+        return true
+    }
+
     /// Replaces the value of `key` with `new` if it is `expected`, and sets
     /// its deadline.
     @inlinable

@@ -1,10 +1,12 @@
-/// A state table an NF declares: fixed-size keys and values, how long an
-/// idle entry lives, how many entries it may hold, and whether each entry is
-/// found by a second key too (both directions of a flow installed together).
+/// A state table an NF declares: fixed-size keys and values, how many
+/// entries it may hold, whether each entry is found by a second key too (both
+/// directions of a flow installed together), the pool resource an entry
+/// holds, how long an idle entry lives (per protocol and connection state,
+/// from the entry), and how a packet's key is taken from it.
 ///
 /// Tables are declared through a ``StateSchema``, which numbers them; node
 /// code holds the table and passes it to ``StateAccess``.
-public struct StateTable<Key: StateCodable, Value: StateCodable>: Sendable {
+public struct StateTable<Key: StateCodable, Value: StateCodable>: @unchecked Sendable {
     /// The table's number in its schema.
     public let id: Int
     /// The table's name, as stores and tools show it.
@@ -17,6 +19,22 @@ public struct StateTable<Key: StateCodable, Value: StateCodable>: Sendable {
     /// The pool resource an entry holds, which goes back to its pool when the
     /// entry is deleted or expires.
     public let heldResource: (@Sendable (Key, Value) -> PoolResource?)?
+    /// How long an entry lives idle, in nanoseconds, from its key and value
+    /// (per protocol, per connection state); `nil` when each write gives its
+    /// deadline itself.
+    public let idleTimeout: (@Sendable (Key, Value) -> Int64)?
+    /// How a packet's key for this table is taken from it; `nil` when node
+    /// code computes keys itself.
+    public let keyOf: (@Sendable (Packet) -> Key?)?
+
+    /// How much longer than its idle timeout an entry may live: a refresh
+    /// sets the deadline this far beyond the timeout, and the next refresh is
+    /// due only once the deadline is nearer than the timeout. An entry so
+    /// lives at least its timeout after its last use and at most 1/32 longer
+    /// (at least 1 s), and a busy flow costs one store write per 1/32 of its
+    /// timeout instead of one per packet.
+    @inlinable
+    public static func slack(_ timeout: Int64) -> Int64 { max(1_000_000_000, timeout / 32) }
 }
 
 /// A pooled resource held by a table entry: an item of a pool, encoded.
@@ -66,12 +84,14 @@ public final class StateSchema: @unchecked Sendable {
     public func table<Key: StateCodable, Value: StateCodable>(
         _ name: String, key: Key.Type, value: Value.Type, capacity: Int,
         reverseKey: (@Sendable (Key, Value) -> Key)? = nil,
-        heldResource: (@Sendable (Key, Value) -> PoolResource?)? = nil
+        heldResource: (@Sendable (Key, Value) -> PoolResource?)? = nil,
+        idleTimeout: (@Sendable (Key, Value) -> Int64)? = nil,
+        keyOf: (@Sendable (Packet) -> Key?)? = nil
     ) -> StateTable<Key, Value> {
         precondition(capacity > 0, "table \(name): the capacity must be positive")
         precondition(!tables.contains { $0.name == name }, "table \(name) declared twice")
         let table = StateTable(id: tables.count, name: name, capacity: capacity, reverseKey: reverseKey,
-                               heldResource: heldResource)
+                               heldResource: heldResource, idleTimeout: idleTimeout, keyOf: keyOf)
         tables.append(TableDescription(
             name: name, keySize: Key.encodedSize, valueSize: Value.encodedSize, capacity: capacity,
             isBidirectional: reverseKey != nil,

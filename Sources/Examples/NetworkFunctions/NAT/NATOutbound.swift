@@ -61,9 +61,7 @@ struct NATOutbound: StatefulNode {
             let binding = NATBinding(ipProtocol: scratch.key.ipProtocol, inside: scratch.key.endpoint, outside: outside,
                                      flags: flags)
             scratch.stage = .insert
-            scratch.insert = state.insertIfAbsent(rules.state.mappings, scratch.key, binding,
-                                                  deadline: rules.deadline(binding.ipProtocol, flags, now: state.now),
-                                                  releaseOnConflict: true)
+            scratch.insert = state.insertIfAbsent(rules.state.mappings, scratch.key, binding, releaseOnConflict: true)
             return .wait
         case .insert:
             switch state[scratch.insert!] {

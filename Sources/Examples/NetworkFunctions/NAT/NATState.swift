@@ -149,6 +149,30 @@ public struct NATFragmentKey: StateCodable, Hashable {
     }
 }
 
+/// How long a mapping lives idle: by protocol and, for TCP, by what has been
+/// seen of the connection (RFC 5382: established 2 h 4 min; transitory 4 min
+/// before the answer, after RST, or after FIN both ways).
+struct NATTimeoutPolicy: Sendable {
+    let tcpEstablished: Int64, tcpTransitory: Int64, udp: Int64, icmp: Int64
+
+    init(_ timeouts: NATTimeouts) {
+        tcpEstablished = Int64(timeouts.tcpEstablished * 1e9)
+        tcpTransitory = Int64(timeouts.tcpTransitory * 1e9)
+        udp = Int64(timeouts.udp * 1e9)
+        icmp = Int64(timeouts.icmp * 1e9)
+    }
+
+    func timeout(_ ipProtocol: UInt8, _ flags: NATBinding.Flags) -> Int64 {
+        switch ipProtocol {
+        case IPProtocol.tcp:
+            let closed = flags.contains(.reset) || flags.isSuperset(of: [.finInside, .finOutside])
+            return closed || !flags.contains(.answered) ? tcpTransitory : tcpEstablished
+        case IPProtocol.udp: return udp
+        default: return icmp
+        }
+    }
+}
+
 /// The NAT's declared state: the mappings (found from both sides, each
 /// holding an external port that goes back to its pool when the mapping
 /// ends), the fragment entries, and a pool of external ports per external
@@ -177,13 +201,15 @@ public struct NATState: Sendable {
         let poolIDs = Dictionary(uniqueKeysWithValues: config.externalAddresses.enumerated().flatMap { i, address in
             Self.protocols.enumerated().map { j, number in (NATKey(.outside, number, NATEndpoint(address, 0)), pools[i][j]) }
         })
+        let timeouts = NATTimeoutPolicy(config.timeouts)
         mappings = schema.table(
             "mappings", key: NATKey.self, value: NATBinding.self, capacity: config.capacity,
             reverseKey: { _, binding in NATKey(.outside, binding.ipProtocol, binding.outside) },
             heldResource: { _, binding in
                 poolIDs[NATKey(.outside, binding.ipProtocol, NATEndpoint(binding.outside.address, 0))]
                     .map { PoolResource($0, binding.outside) }
-            })
+            },
+            idleTimeout: { _, binding in timeouts.timeout(binding.ipProtocol, binding.flags) })
         fragments = schema.table("fragments", key: NATFragmentKey.self, value: NATBinding.self,
                                  capacity: max(1024, config.capacity / 16))
         self.schema = schema

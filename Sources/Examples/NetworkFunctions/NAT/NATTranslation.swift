@@ -5,36 +5,12 @@ import StatelessKit
 struct NATRules: Sendable {
     let state: NATState
     let timeouts: NATTimeouts
-    /// The timeouts in nanoseconds, computed once.
-    let tcpEstablished: Int64, tcpTransitory: Int64, udp: Int64, icmp: Int64
     /// A few addresses: a linear scan beats hashing.
     let externalAddresses: [IPv4Address]
-    /// How much longer than its timeout a mapping may live: a refresh sets
-    /// the deadline this far beyond the timeout, and the next refresh is due
-    /// only once the deadline is nearer than the timeout. So a mapping lives
-    /// at least its timeout after its last packet (as RFC 4787 and 5382
-    /// require) and at most 1/32 longer, and a busy flow costs one store write
-    /// per 1/32 of its timeout (at least a second), not one per packet.
-    static func slack(_ timeout: Int64) -> Int64 { max(1_000_000_000, timeout / 32) }
-
     init(state: NATState, timeouts: NATTimeouts, externalAddresses: [IPv4Address]) {
         self.state = state
         self.timeouts = timeouts
         self.externalAddresses = externalAddresses
-        tcpEstablished = Int64(timeouts.tcpEstablished * 1e9)
-        tcpTransitory = Int64(timeouts.tcpTransitory * 1e9)
-        udp = Int64(timeouts.udp * 1e9)
-        icmp = Int64(timeouts.icmp * 1e9)
-    }
-
-    func timeout(_ ipProtocol: UInt8, _ flags: NATBinding.Flags) -> Int64 {
-        switch ipProtocol {
-        case IPProtocol.tcp:
-            let closed = flags.contains(.reset) || flags.isSuperset(of: [.finInside, .finOutside])
-            return closed || !flags.contains(.answered) ? tcpTransitory : tcpEstablished
-        case IPProtocol.udp: return udp
-        default: return icmp
-        }
     }
 
     /// Whether the NAT translates `ipProtocol` (TCP, UDP, ICMP).
@@ -62,21 +38,15 @@ struct NATRules: Sendable {
             if tcp & 0x01 != 0 { flags.insert(outbound ? .finInside : .finOutside) }
             if !outbound { flags.insert(.answered) }
         }
-        let due = state.now.nanoseconds + timeout(entry.value.ipProtocol, flags)
-        let deadline = Timestamp(nanoseconds: due + Self.slack(due - state.now.nanoseconds))
+        // The table's idle timeout follows the flags; UDP and ICMP mappings
+        // are kept alive by outbound packets only.
         if flags != entry.value.flags {
             var updated = entry.value
             updated.flags = flags
-            state.compareAndSet(self.state.mappings, key, expected: entry.value, new: updated, deadline: deadline)
-        } else if (outbound || entry.value.ipProtocol == IPProtocol.tcp), entry.deadline.nanoseconds < due {
-            state.touch(self.state.mappings, key, deadline: deadline)
+            state.refresh(self.state.mappings, key, entry, updated: updated)
+        } else if outbound || entry.value.ipProtocol == IPProtocol.tcp {
+            state.refresh(self.state.mappings, key, entry)
         }
-    }
-
-    /// The deadline of a new mapping.
-    func deadline(_ ipProtocol: UInt8, _ flags: NATBinding.Flags, now: Timestamp) -> Timestamp {
-        let timeout = timeout(ipProtocol, flags)
-        return Timestamp(nanoseconds: now.nanoseconds + timeout + Self.slack(timeout))
     }
 
     /// Lets the rest of a fragmented datagram follow its first fragment.
