@@ -115,7 +115,10 @@ public final class GraphRunner {
         slot.isBusy = true
         slot.now = now
         slot.position = 0
-        for i in 0..<batch.count { deliver(batch[i], entry, slot) }
+        for i in 0..<batch.count {
+            (slot.packets + i).initialize(to: batch[i])
+            deliver(UInt16(i), entry, slot)
+        }
         batch.removeAll()
         proceed(slot)
     }
@@ -143,7 +146,13 @@ public final class GraphRunner {
     public func drain(_ emit: (UInt16, PacketBatch) -> Void) {
         for id in finished {
             let slot = slots[id]
-            for (index, output) in slot.outputs.enumerated() where !output.isEmpty {
+            for (index, output) in slot.outputs.enumerated() {
+                let number = slot.nodeCount + index
+                let count = slot.counts[number]
+                guard count > 0 else { continue }
+                let list = slot.list(number)
+                for k in 0..<count { output.append(slot.packets[Int(list[k])]) }
+                slot.counts[number] = 0
                 emit(ports[index], output)
                 precondition(output.isEmpty, "emit must take every packet of the batch")
             }
@@ -159,21 +168,21 @@ public final class GraphRunner {
         let order = graph.order
         while slot.position < order.count {
             let node = order[slot.position]
-            if !slot.inputs[node].isEmpty && programs[node].run(self, slot, node) { return }
+            if slot.counts[node] > 0 && programs[node].run(self, slot, node) { return }
             slot.position += 1
         }
         finished.append(slot.id)
     }
 
-    /// Sends a packet on.
+    /// Sends the slot's packet `packet` on.
     @inlinable @inline(__always)
-    func deliver(_ packet: Packet, _ route: Route, _ slot: BatchSlot) {
+    func deliver(_ packet: UInt16, _ route: Route, _ slot: BatchSlot) {
         switch route.kind {
-        case .node: slot.inputs[Int(route.index)].append(packet)
-        case .port: slot.outputs[Int(route.index)].append(packet)
+        case .node: slot.append(packet, to: Int(route.index))
+        case .port: slot.append(packet, to: slot.nodeCount + Int(route.index))
         case .drop:
             counters.add(at: Int(route.index))
-            pool.release(packet)
+            pool.release(slot.packets[Int(packet)])
         }
     }
 
@@ -188,14 +197,15 @@ public final class GraphRunner {
         session!.submit(slot.outgoing)
     }
 
-    /// Drops every packet of `batch` under the counter at `reason`.
+    /// Drops every packet waiting at `node` under the counter at `reason`.
     @inlinable
-    func dropAll(_ batch: PacketBatch, reason: Int, failure: String) {
-        for i in 0..<batch.count {
+    func dropAll(_ node: Int, _ slot: BatchSlot, reason: Int, failure: String) {
+        let list = slot.list(node)
+        for k in 0..<slot.counts[node] {
             counters.add(at: reason)
-            pool.release(batch[i])
+            pool.release(slot.packets[Int(list[k])])
         }
-        batch.removeAll()
+        slot.counts[node] = 0
     }
 
     /// Drops by reason so far.

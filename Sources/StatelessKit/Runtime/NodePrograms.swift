@@ -35,14 +35,17 @@ extension NodeProgram {
         let cell = NodeCell(node)
         return NodeProgram(
             run: { runner, slot, index in
-                let input = slot.inputs[index]
+                let list = slot.list(index)
+                let count = slot.counts[index]
+                slot.counts[index] = 0
                 var context = NodeContext(now: slot.now, counters: runner.counters)
                 let routes = runner.routes[index]
-                for i in 0..<input.count {
-                    let output = cell.node.process(&input[i], &context)
-                    runner.deliver(input[i], routes[Int(output.rawValue)], slot)
+                let packets = slot.packets
+                for k in 0..<count {
+                    let packet = list[k]
+                    let output = cell.node.process(&packets[Int(packet)], &context)
+                    runner.deliver(packet, routes[Int(output.rawValue)], slot)
                 }
-                input.removeAll()
                 return false
             },
             resume: { _, _, _ in preconditionFailure("a plain node never waits") })
@@ -52,31 +55,33 @@ extension NodeProgram {
     @inlinable
     static func stateful<N: StatefulNode>(_ node: N, slots: Int, capacity: Int) -> NodeProgram {
         let cell = StatefulNodeCell(node, slots: slots, capacity: capacity)
-        // Runs `step` for each packet of the slot's input; keeps those that
+        // Runs `step` for each packet of the node's list; keeps those that
         // wait, with their scratch, and sends their operations.
         @inline(__always)
         func pass(_ runner: GraphRunner, _ slot: BatchSlot, _ index: Int, first: Bool) -> Bool {
-            let input = slot.inputs[index]
+            let list = slot.list(index)
+            let count = slot.counts[index]
             var context = NodeContext(now: slot.now, counters: runner.counters)
             var access = StateAccess(outgoing: slot.outgoing, answered: first ? nil : slot.answered, now: slot.now)
             let routes = runner.routes[index]
             let scratches = cell.scratch + slot.id * cell.capacity
+            let packets = slot.packets
             var waiting = 0
-            for i in 0..<input.count {
-                var packet = input[i]
-                var scratch = first ? N.emptyScratch : scratches[i]
-                let step = first ? cell.node.start(&packet, &scratch, &access, &context)
-                                 : cell.node.resume(&packet, &scratch, &access, &context)
+            for k in 0..<count {
+                let packet = list[k]
+                var scratch = first ? N.emptyScratch : scratches[k]
+                let step = first ? cell.node.start(&packets[Int(packet)], &scratch, &access, &context)
+                                 : cell.node.resume(&packets[Int(packet)], &scratch, &access, &context)
                 switch step {
                 case .done(let output):
                     runner.deliver(packet, routes[Int(output.rawValue)], slot)
                 case .wait:
-                    input[waiting] = packet
+                    list[waiting] = packet
                     scratches[waiting] = scratch
                     waiting += 1
                 }
             }
-            input.truncate(to: waiting)
+            slot.counts[index] = waiting
             // Operations issued for packets already done (a refresh, say)
             // are sent too, and the batch waits for them before going on.
             guard waiting > 0 || !slot.outgoing.isEmpty else { return false }
@@ -92,7 +97,7 @@ extension NodeProgram {
             resume: { runner, slot, index in
                 slot.swapRequests()
                 if let failure = slot.answered.failure {
-                    runner.dropAll(slot.inputs[index], reason: runner.storeFailureDrop, failure: failure)
+                    runner.dropAll(index, slot, reason: runner.storeFailureDrop, failure: failure)
                     return false
                 }
                 return pass(runner, slot, index, first: false)

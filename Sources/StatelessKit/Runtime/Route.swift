@@ -12,13 +12,23 @@ struct Route: Sendable {
     }
 }
 
-/// One batch in flight through a graph: the input batch of every node, the
-/// output batch of every port, the node it waits at, and its two requests
-/// (one being answered, one being filled).
+/// One batch in flight through a graph. Its packets stay where admission
+/// put them; each node's input and each port's output is a list of their
+/// indices, so sending a packet on moves two bytes, not the packet (as VPP's
+/// frames carry buffer indices). Also the node the batch waits at, and its
+/// two requests (one being answered, one being filled).
 @usableFromInline
 final class BatchSlot {
     @usableFromInline let id: Int
-    @usableFromInline let inputs: [PacketBatch]
+    /// The batch's packets.
+    @usableFromInline let packets: UnsafeMutablePointer<Packet>
+    /// Index lists: one per node, then one per port, `capacity` each.
+    @usableFromInline let lists: UnsafeMutablePointer<UInt16>
+    /// How many indices each list holds.
+    @usableFromInline let counts: UnsafeMutablePointer<Int>
+    @usableFromInline let capacity: Int
+    @usableFromInline let nodeCount: Int
+    /// Each port's packets, handed to the sink by `drain`.
     @usableFromInline let outputs: [PacketBatch]
     /// The position in the graph's order of the next node to run.
     @exclusivity(unchecked) @usableFromInline var position = 0
@@ -26,13 +36,37 @@ final class BatchSlot {
     @exclusivity(unchecked) @usableFromInline var outgoing: StateRequest
     @exclusivity(unchecked) @usableFromInline var answered: StateRequest
     @exclusivity(unchecked) @usableFromInline var isBusy = false
+    let listCount: Int
 
     init(id: Int, nodes: Int, ports: Int, capacity: Int) {
         self.id = id
-        inputs = (0..<nodes).map { _ in PacketBatch(capacity: capacity) }
+        self.capacity = capacity
+        nodeCount = nodes
+        listCount = nodes + ports
+        packets = .allocate(capacity: capacity)
+        lists = .allocate(capacity: listCount * capacity)
+        counts = .allocate(capacity: listCount)
+        counts.initialize(repeating: 0, count: listCount)
         outputs = (0..<ports).map { _ in PacketBatch(capacity: capacity) }
         outgoing = StateRequest(capacity: capacity * 2)
         answered = StateRequest(capacity: capacity * 2)
+    }
+
+    deinit {
+        packets.deallocate()
+        lists.deallocate()
+        counts.deallocate()
+    }
+
+    /// The index list of node `node` (or of port `nodeCount + port`).
+    @inlinable @inline(__always)
+    func list(_ number: Int) -> UnsafeMutablePointer<UInt16> { lists + number * capacity }
+
+    /// Appends a packet's index to list `number`.
+    @inlinable @inline(__always)
+    func append(_ packet: UInt16, to number: Int) {
+        lists[number * capacity + counts[number]] = packet
+        counts[number] += 1
     }
 
     /// Swaps the requests: the one just answered becomes readable, the other
