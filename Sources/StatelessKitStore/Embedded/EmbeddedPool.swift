@@ -13,6 +13,8 @@ final class EmbeddedPool: @unchecked Sendable {
         count = description.items.count
     }
 
+    deinit { lock.destroy() }
+
     /// Takes an item into the request's results.
     func take(_ request: StateRequest) -> StateResult {
         lock.lock()

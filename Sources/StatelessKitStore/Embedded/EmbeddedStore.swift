@@ -16,6 +16,8 @@ public final class EmbeddedStore: StateStore, @unchecked Sendable {
         self.shardCount = shardCount
     }
 
+    deinit { lock.destroy() }
+
     public func prepare(_ schema: StateSchema) throws {
         _ = try deployment(schema)
     }

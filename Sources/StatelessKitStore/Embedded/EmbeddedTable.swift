@@ -32,6 +32,8 @@ final class EmbeddedTable: @unchecked Sendable {
         shardShift = UInt64(64 - shardCount.trailingZeroBitCount)
     }
 
+    deinit { shards.forEach { $0.destroy() } }
+
     /// Bytes the table holds.
     var bytes: Int { shards.reduce(0) { $0 + $1.bytes } }
 

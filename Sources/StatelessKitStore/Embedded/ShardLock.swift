@@ -9,10 +9,14 @@ import Darwin
 /// spin lock that yields the processor after a few hundred spins. A shard's
 /// critical sections are a handful of memory accesses, so an uncontended
 /// lock and unlock cost two atomic operations and no call into the kernel.
-final class ShardLock: @unchecked Sendable {
+///
+/// A value holding a pointer to its atomic: copies share the lock, and the
+/// owner calls ``destroy()`` once.
+struct ShardLock: @unchecked Sendable {
     private let held = UnsafeAtomic<Bool>.create(false)
 
-    deinit { held.destroy() }
+    /// Frees the lock's memory; no copy may be used afterwards.
+    func destroy() { held.destroy() }
 
     @inline(__always) func lock() {
         if held.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged { return }

@@ -4,7 +4,10 @@
 ///
 /// A record is: deadline (8 bytes), the key, the partner key (for
 /// bidirectional tables), the value, and a flags byte.
-final class TableShard: @unchecked Sendable {
+///
+/// A value of pointers (no reference counting on the packet path): copies
+/// share the shard, and its table calls ``destroy()`` once.
+struct TableShard: @unchecked Sendable {
     let lock = ShardLock()
     let mask: Int
     let tags: UnsafeMutablePointer<UInt32>
@@ -13,8 +16,18 @@ final class TableShard: @unchecked Sendable {
     let recordCapacity: Int
     let stride: Int
     let free: UnsafeMutablePointer<UInt32>
-    @exclusivity(unchecked) var freeCount: Int
-    @exclusivity(unchecked) var sweepCursor = 0
+    /// The free count and the sweep cursor.
+    private let counters: UnsafeMutablePointer<Int>
+
+    var freeCount: Int {
+        get { counters[0] }
+        nonmutating set { counters[0] = newValue }
+    }
+
+    var sweepCursor: Int {
+        get { counters[1] }
+        nonmutating set { counters[1] = newValue }
+    }
 
     static let hasPartner: UInt8 = 1
 
@@ -31,14 +44,19 @@ final class TableShard: @unchecked Sendable {
         records = .allocate(byteCount: max(recordCapacity, 1) * stride, alignment: 16)
         free = .allocate(capacity: max(recordCapacity, 1))
         for i in 0..<recordCapacity { free[i] = UInt32(recordCapacity - 1 - i) }
-        freeCount = recordCapacity
+        counters = .allocate(capacity: 2)
+        counters.initialize(repeating: 0, count: 2)
+        counters[0] = recordCapacity
     }
 
-    deinit {
+    /// Frees the shard's memory.
+    func destroy() {
         tags.deallocate()
         refs.deallocate()
         records.deallocate()
         free.deallocate()
+        counters.deallocate()
+        lock.destroy()
     }
 
     /// Bytes this shard holds.
