@@ -98,12 +98,16 @@ final class EmbeddedDeployment: @unchecked Sendable {
 /// it is submitted, and handed back by the next poll.
 final class EmbeddedSession: StateSession {
     let deployment: EmbeddedDeployment
+    /// The deployment's tables, unretained (the deployment keeps them), so
+    /// that an operation costs no reference counting.
+    let tables: [Unmanaged<EmbeddedTable>]
     @exclusivity(unchecked) var answered: [StateRequest] = []
     var sweepTable = 0
     var sweepShard = 0
 
     init(_ deployment: EmbeddedDeployment) {
         self.deployment = deployment
+        tables = deployment.tables.map { Unmanaged.passUnretained($0) }
         answered.reserveCapacity(16)
     }
 
@@ -128,7 +132,13 @@ final class EmbeddedSession: StateSession {
         default:
             break
         }
-        let table = deployment.tables[Int(op.table)]
+        return tables[Int(op.table)]._withUnsafeGuaranteedRef { table in
+            execute(op, on: table, request, now: now)
+        }
+    }
+
+    @inline(__always)
+    func execute(_ op: StateOperation, on table: EmbeddedTable, _ request: StateRequest, now: Int64) -> StateResult {
         let key = request.bytes(at: op.key)
         switch op.kind {
         case .read:
