@@ -57,12 +57,13 @@ struct BenchNAT: ParsableCommand {
 
     func run() throws {
         var config = NATConfig()
+        // New flows live 2 s: room for two seconds of them at up to 8 Mpps.
+        let newFlows = bench.newFlowRatio > 0 ? Int(16_000_000 * bench.newFlowRatio) : 0
         // Enough external ports for every flow, with room for uneven pairing.
-        let addresses = 4 + bench.flows / 30_000
+        let addresses = 4 + (bench.flows + newFlows) / 30_000
         config.external = (0..<addresses).map { "100.\(64 + $0 / 65536).\($0 / 256 % 256).\($0 % 256 + 1)" }
         config.ports = "1024-65535"
-        // New flows live 2 s: room for two seconds of them at up to 8 Mpps.
-        config.capacity = bench.flows + (bench.newFlowRatio > 0 ? Int(16_000_000 * bench.newFlowRatio) : 0) + 1024
+        config.capacity = bench.flows + newFlows + 1024
         config.timeouts.udp = bench.newFlowRatio > 0 ? 2 : 300
         config.namespace = "bench-nat"
         let nat = NAT(try config.resolved())
@@ -144,9 +145,17 @@ struct BenchNAT: ParsableCommand {
         let newFlowRatio = options.newFlowRatio
         let seconds = options.seconds
         let packetLimit = options.packets
-        // New flows: one template whose source port is patched per packet (UDP checksum zero: none).
-        var newFlow = frame(flows % 60000 + 1, port: 1)
+        // New flows: templates from 256 hosts of their own (so that paired
+        // pooling spreads them over the external addresses), whose source port
+        // is patched per packet (their UDP checksum is zero: none).
+        let newFlowHosts = 256
+        var newFlows = (0..<newFlowHosts).map { host in
+            PacketBuilder().ipv4(source: IPv4Address(0x0A00_0000 | UInt32(worker) << 22 | 0x3F_0000 | UInt32(host)),
+                                 destination: IPv4Address(198, 51, 100, 1))
+                .udp(source: 1, destination: 53, payload: payload, zeroChecksum: true)
+        }
         var nextNewPort: UInt16 = 1
+        var nextNewHost = 0
         let batchBuffer = PacketBatch(capacity: batch)
         var now = Timestamp.wallClock()
         var cursor = 0
@@ -157,10 +166,14 @@ struct BenchNAT: ParsableCommand {
                 newFlowCredit += newFlowRatio
                 if newFlowCredit >= 1 {
                     newFlowCredit -= 1
-                    nextNewPort = nextNewPort == 65535 ? 1 : nextNewPort + 1
-                    newFlow[34] = UInt8(nextNewPort >> 8)
-                    newFlow[35] = UInt8(nextNewPort & 0xFF)
-                    _ = newFlow.withUnsafeBytes { packet.setBytes($0) }
+                    nextNewHost += 1
+                    if nextNewHost == newFlowHosts {
+                        nextNewHost = 0
+                        nextNewPort = nextNewPort == 65535 ? 1 : nextNewPort + 1
+                    }
+                    newFlows[nextNewHost][34] = UInt8(nextNewPort >> 8)
+                    newFlows[nextNewHost][35] = UInt8(nextNewPort & 0xFF)
+                    _ = newFlows[nextNewHost].withUnsafeBytes { packet.setBytes($0) }
                 } else {
                     _ = packet.setBytes(UnsafeRawBufferPointer(start: templates.baseAddress! + cursor * frameSize, count: frameSize))
                     cursor = cursor + 1 == flows ? 0 : cursor + 1

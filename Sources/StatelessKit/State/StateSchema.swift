@@ -37,19 +37,35 @@ public struct StateTable<Key: StateCodable, Value: StateCodable>: @unchecked Sen
     public static func slack(_ timeout: Int64) -> Int64 { max(1_000_000_000, timeout / 32) }
 }
 
-/// A pooled resource held by a table entry: an item of a pool, encoded.
+/// A pooled resource held by a table entry: an item of a pool, encoded
+/// (up to 32 bytes, held inline: making one allocates nothing).
 public struct PoolResource: Sendable, Equatable {
     /// The pool's number in its schema.
     public let pool: Int
-    /// The item's encoding.
-    public let bytes: [UInt8]
+    /// The item's encoded size.
+    public let count: Int
+    @usableFromInline var storage: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
 
     /// The resource `item` of `pool`.
+    @inlinable
     public init<Item>(_ pool: StatePool<Item>, _ item: Item) {
+        precondition(Item.encodedSize <= 32, "a pool item encodes in at most 32 bytes")
         self.pool = pool.id
-        var bytes = [UInt8](repeating: 0, count: Item.encodedSize)
-        bytes.withUnsafeMutableBytes { item.encode(to: $0.baseAddress!) }
-        self.bytes = bytes
+        count = Item.encodedSize
+        withUnsafeMutableBytes(of: &storage) { item.encode(to: $0.baseAddress!) }
+    }
+
+    /// Calls `body` with the item's encoding.
+    @inlinable
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try Swift.withUnsafeBytes(of: storage) { try body(UnsafeRawBufferPointer(rebasing: $0.prefix(count))) }
+    }
+
+    /// The item's encoding.
+    public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.pool == rhs.pool && lhs.bytes == rhs.bytes
     }
 }
 

@@ -90,7 +90,7 @@ final class EmbeddedDeployment: @unchecked Sendable {
     }
 
     func give(_ resource: PoolResource) {
-        resource.bytes.withUnsafeBytes { pools[resource.pool].give($0.baseAddress!) }
+        resource.withUnsafeBytes { pools[resource.pool].give($0.baseAddress!) }
     }
 }
 
@@ -104,6 +104,8 @@ final class EmbeddedSession: StateSession {
     @exclusivity(unchecked) var answered: [StateRequest] = []
     var sweepTable = 0
     var sweepShard = 0
+    /// The keys of the entries a sweep found expired, back to back (reused).
+    var expiredKeys: [UInt8] = []
 
     init(_ deployment: EmbeddedDeployment) {
         self.deployment = deployment
@@ -189,14 +191,16 @@ final class EmbeddedSession: StateSession {
         var shardsVisited = 0
         while examined < budget && shardsVisited < tables.count * shardCount {
             let table = tables[sweepTable]
-            let (keys, looked, wrapped) = table.expiredKeys(in: sweepShard, now: now.nanoseconds, budget: budget - examined)
+            expiredKeys.removeAll(keepingCapacity: true)
+            let (looked, wrapped) = table.expiredKeys(in: sweepShard, now: now.nanoseconds, budget: budget - examined,
+                                                      into: &expiredKeys)
             examined += looked
-            for key in keys {
-                let (_, resource) = key.withUnsafeBytes {
-                    table.delete($0.baseAddress!, now: now.nanoseconds, onlyIfExpired: true)
+            expiredKeys.withUnsafeBytes { keys in
+                for offset in stride(from: 0, to: keys.count, by: table.keySize) {
+                    let (_, resource) = table.delete(keys.baseAddress! + offset, now: now.nanoseconds, onlyIfExpired: true)
+                    if let resource { deployment.give(resource) }
+                    expired += 1
                 }
-                if let resource { deployment.give(resource) }
-                expired += 1
             }
             if wrapped {
                 shardsVisited += 1

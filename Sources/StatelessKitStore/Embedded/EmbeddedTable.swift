@@ -132,67 +132,79 @@ final class EmbeddedTable: @unchecked Sendable {
 
     /// Inserts unless present; returns the result and the resources to give
     /// back to pools (an expired entry's, a rejected value's).
+    /// What an insert hands back to pools: an expired entry's resource under
+    /// either key, and the rejected value's (held inline: no allocation).
+    struct Released {
+        var expiredFirst: PoolResource? = nil
+        var expiredSecond: PoolResource? = nil
+        var rejected: PoolResource? = nil
+
+        func forEach(_ body: (PoolResource) -> Void) {
+            if let expiredFirst { body(expiredFirst) }
+            if let expiredSecond { body(expiredSecond) }
+            if let rejected { body(rejected) }
+        }
+    }
+
     func insertIfAbsent(_ key: UnsafeRawPointer, second: UnsafeRawPointer?, value: UnsafeRawPointer,
                         deadline: Int64, now: Int64, releaseOnConflict: Bool,
-                        _ request: StateRequest) -> (StateResult, [PoolResource]) {
+                        _ request: StateRequest) -> (StateResult, Released) {
         let first = locate(key)
         let second = second.map(locate)
-        var released: [PoolResource] = []
-        func rejected() {
-            if releaseOnConflict, let resource = description.heldResource?(key, value) { released.append(resource) }
-        }
+        var released = Released()
+        let rejected = releaseOnConflict ? description.heldResource?(key, value) : nil
         // Lock the shards of both keys; clear expired entries under either
         // (with their partners, which withEntry locks too).
         if let second {
-            let taken = withEntry(second, also: first.shard) { slot, partner -> Bool in
-                guard let slot else { return false }
-                if self.deadline(shards[second.shard].record(slot)) >= now { return true }
-                if let resource = removePair(second, slot: slot, partner: partner) { released.append(resource) }
-                return false
+            let (taken, expired) = withEntry(second, also: first.shard) { slot, partner -> (Bool, PoolResource?) in
+                guard let slot else { return (false, nil) }
+                if self.deadline(shards[second.shard].record(slot)) >= now { return (true, nil) }
+                return (false, removePair(second, slot: slot, partner: partner))
             }
+            released.expiredSecond = expired
             if taken {
                 // The second key belongs to another live entry.
                 return (StateResult(status: .collision), released)
             }
         }
-        let result = withEntry(first, also: second?.shard) { slot, partner -> StateResult in
+        let (result, expired, wasRejected) = withEntry(first, also: second?.shard) {
+            slot, partner -> (StateResult, PoolResource?, Bool) in
+            var expired: PoolResource? = nil
             if let slot {
                 let record = shards[first.shard].record(slot)
                 let present = self.deadline(record)
                 if present >= now {
-                    rejected()
-                    return StateResult(status: .conflict,
-                                       value: request.storeResult(record + valueOffset, count: valueSize),
-                                       deadline: present)
+                    return (StateResult(status: .conflict, value: request.storeResult(record + valueOffset, count: valueSize),
+                                        deadline: present), nil, true)
                 }
-                if let resource = removePair(first, slot: slot, partner: partner) { released.append(resource) }
+                expired = removePair(first, slot: slot, partner: partner)
             }
             if let second,
                shards[second.shard].find(second.key, keySize, hash: second.hash) != nil {
-                return StateResult(status: .collision)
+                return (StateResult(status: .collision), expired, false)
             }
             if entries.loadThenWrappingIncrement(ordering: .relaxed) >= description.capacity {
                 entries.wrappingDecrement(ordering: .relaxed)
-                rejected()
-                return StateResult(status: .full)
+                return (StateResult(status: .full), expired, true)
             }
             guard let copy = shards[first.shard].insert(key, keySize, hash: first.hash) else {
                 entries.wrappingDecrement(ordering: .relaxed)
-                rejected()
-                return StateResult(status: .full)
+                return (StateResult(status: .full), expired, true)
             }
             writeCopy(copy, partner: second?.key, value: value, deadline: deadline)
             if let second {
                 guard let other = shards[second.shard].insert(second.key, keySize, hash: second.hash) else {
                     if let slot = shards[first.shard].find(key, keySize, hash: first.hash) { shards[first.shard].remove(slot) }
                     entries.wrappingDecrement(ordering: .relaxed)
-                    rejected()
-                    return StateResult(status: .full)
+                    return (StateResult(status: .full), expired, true)
                 }
                 writeCopy(other, partner: key, value: value, deadline: deadline)
             }
-            return StateResult(status: .ok, value: request.storeResult(value, count: valueSize), deadline: deadline)
+            return (StateResult(status: .ok, value: request.storeResult(value, count: valueSize), deadline: deadline),
+                    expired, false)
         }
+        released.expiredFirst = expired
+        if wasRejected { released.rejected = rejected }
         return (result, released)
     }
 
@@ -269,14 +281,14 @@ final class EmbeddedTable: @unchecked Sendable {
         }
     }
 
-    /// The keys of entries in `shardIndex` that expired before `now`, among
-    /// up to `budget` index slots examined from the shard's cursor; also how
-    /// many were examined and whether the cursor went round to the start.
-    func expiredKeys(in shardIndex: Int, now: Int64, budget: Int) -> ([[UInt8]], Int, Bool) {
+    /// Appends to `keys` the keys of entries in `shardIndex` that expired
+    /// before `now`, among up to `budget` index slots examined from the
+    /// shard's cursor; returns how many were examined and whether the cursor
+    /// went round to the start.
+    func expiredKeys(in shardIndex: Int, now: Int64, budget: Int, into keys: inout [UInt8]) -> (Int, Bool) {
         let shard = shards[shardIndex]
         shard.lock.lock()
         defer { shard.lock.unlock() }
-        var keys: [[UInt8]] = []
         var examined = 0
         while examined < budget {
             let slot = shard.sweepCursor
@@ -285,12 +297,12 @@ final class EmbeddedTable: @unchecked Sendable {
             if shard.tags[slot] != 0 {
                 let record = shard.record(slot)
                 if deadline(record) < now {
-                    keys.append(Array(UnsafeRawBufferPointer(start: record + 8, count: keySize)))
+                    keys.append(contentsOf: UnsafeRawBufferPointer(start: record + 8, count: keySize))
                 }
             }
-            if shard.sweepCursor == 0 { return (keys, examined, true) }
+            if shard.sweepCursor == 0 { return (examined, true) }
         }
-        return (keys, examined, false)
+        return (examined, false)
     }
 }
 
