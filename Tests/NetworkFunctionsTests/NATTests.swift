@@ -184,7 +184,7 @@ struct NATTests {
         #expect(outError.packets(on: nat.nat.outsidePort) == [expected])
     }
 
-    @Test("an ICMP error never refreshes a mapping")
+    @Test("an ICMP error never refreshes or removes a mapping")
     func errorsDoNotRefresh() throws {
         let nat = try NATBench()
         let mapped = try nat.udpOut(from: B.hostA, 5000)
@@ -192,6 +192,10 @@ struct NATTests {
         nat.harness.advance(seconds: 200)
         #expect(nat.in(PacketBuilder().ipv4(source: B.server, destination: mapped.address)
             .icmpError(type: 3, code: 1, quoting: quote)).packets(on: nat.nat.insidePort).count == 1)
+        // Nor removes it: a reply still comes through.
+        let reply = PacketBuilder().ipv4(source: B.server, destination: mapped.address).udp(source: 53, destination: mapped.port)
+        #expect(nat.in(reply).packets(on: nat.nat.insidePort).count == 1)
+        #expect(nat.mappings == 1)
         nat.harness.advance(seconds: 111)  // 311 s after the last outbound packet
         let late = nat.in(PacketBuilder().ipv4(source: B.server, destination: mapped.address).udp(source: 53, destination: mapped.port))
         #expect(late.drops == ["unsolicited": 1])
