@@ -58,26 +58,34 @@ test: pkgconfig
 	swift build --build-tests $(SWIFT_BUILD_FLAGS)
 	swift test --skip-build $(SWIFT_BUILD_FLAGS)
 
-# The parser's fuzz target, built with libFuzzer and AddressSanitizer.
+# The fuzz targets (the parser, and the capture reader), built with
+# libFuzzer and AddressSanitizer; seeded from the captures.
 FUZZ_SECONDS ?= 300
 FUZZ_BUILD := .build-fuzz
+FUZZ_FLAGS := -max_len=8192 -timeout=10 -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/artifacts/
 fuzz-build: pkgconfig
 	swift build --product ParserFuzzer --scratch-path $(FUZZ_BUILD) -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING
-	@mkdir -p $(FUZZ_BUILD)/corpus $(FUZZ_BUILD)/artifacts
-	@if [ -d "$(SHARED)/traces" ]; then python3 Scripts/seed-fuzz-corpus.py $(FUZZ_BUILD)/corpus $(SHARED)/traces/*/*.pcap; fi
+	swift build --product CaptureFuzzer --scratch-path $(FUZZ_BUILD) -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING
+	@mkdir -p $(FUZZ_BUILD)/corpus $(FUZZ_BUILD)/capture-corpus $(FUZZ_BUILD)/artifacts
+	@if [ -d "$(SHARED)/traces" ]; then \
+	  python3 Scripts/seed-fuzz-corpus.py $(FUZZ_BUILD)/corpus $(SHARED)/traces/*/*.pcap; \
+	  find $(SHARED)/traces -name '*.pcap' -size -64k -exec cp {} $(FUZZ_BUILD)/capture-corpus/ \; ; \
+	fi
 
 fuzz: fuzz-build
-	SWIFT_BACKTRACE=enable=no $(FUZZ_BUILD)/debug/ParserFuzzer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	  -timeout=10 -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/artifacts/ $(FUZZ_BUILD)/corpus
+	SWIFT_BACKTRACE=enable=no $(FUZZ_BUILD)/debug/ParserFuzzer -max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS) $(FUZZ_BUILD)/corpus
+	SWIFT_BACKTRACE=enable=no $(FUZZ_BUILD)/debug/CaptureFuzzer -max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS) $(FUZZ_BUILD)/capture-corpus
 
-# The short bounded run that `make test` includes; libFuzzer's output goes to
-# a log, of which the last lines are shown.
+# The short bounded runs that `make test` includes; libFuzzer's output goes to
+# logs, of which the last lines are shown.
 fuzz-short: fuzz-build
-	@echo "fuzzing the parser for 30 s (log: $(FUZZ_BUILD)/fuzz-short.log)"
-	@SWIFT_BACKTRACE=enable=no $(FUZZ_BUILD)/debug/ParserFuzzer -max_total_time=30 -max_len=4096 -timeout=10 \
-	  -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/artifacts/ $(FUZZ_BUILD)/corpus > $(FUZZ_BUILD)/fuzz-short.log 2>&1 \
-	  || { tail -40 $(FUZZ_BUILD)/fuzz-short.log; exit 1; }
-	@grep -E '^Done|number_of_executed_units|new_units_added' $(FUZZ_BUILD)/fuzz-short.log
+	@for target in ParserFuzzer:corpus:25 CaptureFuzzer:capture-corpus:15; do \
+	  name=$${target%%:*}; rest=$${target#*:}; corpus=$${rest%%:*}; seconds=$${rest#*:}; \
+	  echo "fuzzing $$name for $$seconds s (log: $(FUZZ_BUILD)/$$name.log)"; \
+	  SWIFT_BACKTRACE=enable=no $(FUZZ_BUILD)/debug/$$name -max_total_time=$$seconds $(FUZZ_FLAGS) \
+	    $(FUZZ_BUILD)/$$corpus > $(FUZZ_BUILD)/$$name.log 2>&1 || { tail -40 $(FUZZ_BUILD)/$$name.log; exit 1; }; \
+	  grep -E '^Done|new_units_added' $(FUZZ_BUILD)/$$name.log; \
+	done
 
 # The parser's cost: ns per packet timed, and instructions per packet
 # counted by callgrind (Scripts/instructions-per-packet.sh).

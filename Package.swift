@@ -88,6 +88,12 @@ let package = Package(
             dependencies: ["StatelessKit"],
             path: "Tests/Fuzz/ParserFuzzer"
         ),
+        // The capture reader's fuzz target, likewise.
+        .executableTarget(
+            name: "CaptureFuzzer",
+            dependencies: ["StatelessKit"],
+            path: "Tests/Fuzz/CaptureFuzzer"
+        ),
 
         .testTarget(
             name: "StatelessKitTests",
