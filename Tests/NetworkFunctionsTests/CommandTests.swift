@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+
+/// `statelessnf` as a user runs it: the built command, its output and its
+/// exit status.
+@Suite("The statelessnf command")
+struct CommandTests {
+    static let binary = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent(".build/debug/statelessnf").path
+
+    static var built: Bool { FileManager.default.isExecutableFile(atPath: binary) }
+
+    /// Runs the command; returns its exit status, standard output and error.
+    static func run(_ arguments: [String]) throws -> (Int32, String, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let output = out.fileHandleForReading.readDataToEndOfFile()
+        let error = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: error, as: UTF8.self))
+    }
+
+    static func json(_ text: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    }
+
+    @Test("graph prints DOT", .enabled(if: built, "skipped: .build/debug/statelessnf is not built (swift build)"))
+    func graph() throws {
+        let (status, output, _) = try Self.run(["graph", "nat", "--format", "dot"])
+        #expect(status == 0)
+        #expect(output.hasPrefix("digraph \"nat\" {") && output.contains("nat-outbound"))
+    }
+
+    @Test("demo: with a shared store every flow keeps its mapping",
+          .enabled(if: built, "skipped: .build/debug/statelessnf is not built (swift build)"))
+    func demo() throws {
+        let (status, output, _) = try Self.run(["demo", "--flows", "300", "--rounds", "4", "--json"])
+        #expect(status == 0)
+        let result = try Self.json(output)
+        let shared = try #require(result["sharedStore"] as? [String: Any])
+        let separate = try #require(result["statePerInstance"] as? [String: Any])
+        #expect(shared["keptMapping"] as? Int == 300 && shared["lostForLackOfState"] as? Int == 0)
+        #expect((separate["lostForLackOfState"] as? Int ?? 0) > 0)
+    }
+
+    @Test("run and replay over a capture", .enabled(if: built && SharedTraces.available,
+                                                     "skipped: the command is not built or ../shared/traces is absent"))
+    func runAndReplay() throws {
+        let trace = SharedTraces.path("nDPI/iphone.pcap")
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("statelessnf-run-\(UUID()).pcap").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let (status, output, _) = try Self.run(["run", "nat", "--input", "pcap:\(trace)", "--output", "pcap:\(out)",
+                                                "--external", "203.0.113.7", "--json"])
+        #expect(status == 0)
+        let summary = try Self.json(output)
+        #expect(summary["packetsIn"] as? Int == 500)
+        #expect((summary["flowsCreated"] as? Int ?? 0) > 10)
+        #expect(FileManager.default.fileExists(atPath: out))
+        let (replayStatus, replayOutput, _) = try Self.run(["replay", "nat", "--trace", trace, "--json"])
+        #expect(replayStatus == 0)
+        let report = try Self.json(replayOutput)
+        #expect(report["mismatches"] as? Int == 0 && (report["matches"] as? Int ?? 0) > 100)
+    }
+
+    @Test("bench reports rates, allocations and state operations",
+          .enabled(if: built, "skipped: .build/debug/statelessnf is not built (swift build)"))
+    func bench() throws {
+        let (status, output, _) = try Self.run(["bench", "nat", "--flows", "500", "--seconds", "0.2", "--json"])
+        #expect(status == 0)
+        let result = try Self.json(output)
+        #expect((result["mpps"] as? Double ?? 0) > 0)
+        #expect(result["stateOperationsPerPacket"] as? Double != nil && result["allocationsPerPacket"] as? Double != nil)
+    }
+
+    @Test("bad arguments and configs say what is wrong", .enabled(if: built, "skipped: .build/debug/statelessnf is not built (swift build)"))
+    func badInput() throws {
+        let (status, _, error) = try Self.run(["run", "nat", "--input", "pcap:/nonexistent.pcap", "--output", "pcap:/tmp/x.pcap",
+                                               "--external", "203.0.113.1", "--ports", "9-3"])
+        #expect(status != 0)
+        #expect(error.contains("ports: \"9-3\" is not a range"))
+        let (missingStatus, _, missingError) = try Self.run(["run", "nat", "--input", "pcap:/nonexistent.pcap",
+                                                             "--output", "pcap:/tmp/x.pcap", "--external", "203.0.113.1"])
+        #expect(missingStatus != 0 && missingError.contains("/nonexistent.pcap: cannot open"))
+        let (storeStatus, _, storeError) = try Self.run(["bench", "nat", "--store", "carrier-pigeon", "--seconds", "0.1"])
+        #expect(storeStatus != 0 && storeError.contains("--store carrier-pigeon"))
+    }
+}
