@@ -83,15 +83,16 @@ let package = Package(
 
         // The parser's fuzz target: `make fuzz` builds it with libFuzzer;
         // a plain build replays saved inputs.
+        .target(name: "FuzzDriver", path: "Tests/Fuzz/FuzzDriver"),
         .executableTarget(
             name: "ParserFuzzer",
-            dependencies: ["StatelessKit"],
+            dependencies: ["StatelessKit", "FuzzDriver"],
             path: "Tests/Fuzz/ParserFuzzer"
         ),
         // The capture reader's fuzz target, likewise.
         .executableTarget(
             name: "CaptureFuzzer",
-            dependencies: ["StatelessKit"],
+            dependencies: ["StatelessKit", "FuzzDriver"],
             path: "Tests/Fuzz/CaptureFuzzer"
         ),
 

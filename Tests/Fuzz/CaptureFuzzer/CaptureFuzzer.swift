@@ -8,6 +8,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import FuzzDriver
 import StatelessKit
 
 enum CaptureFuzzing {
@@ -49,30 +50,13 @@ public func captureFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int
 }
 
 #if FUZZING
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<Int32>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
-
 @_cdecl("CaptureFuzzer_main")
 func fuzzerMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-    var argc = argc
-    var argv = argv
-    return LLVMFuzzerRunDriver(&argc, &argv, captureFuzzerTestOneInput)
+    runFuzzer(argc, argv, captureFuzzerTestOneInput)
 }
 #else
-import Foundation
-
 @main
 struct ReplayInputs {
-    static func main() throws {
-        let paths = CommandLine.arguments.dropFirst()
-        for path in paths {
-            let data = try Data(contentsOf: URL(fileURLWithPath: path))
-            data.withUnsafeBytes { CaptureFuzzing.run($0) }
-        }
-        print("replayed \(paths.count) inputs without a fault")
-    }
+    static func main() throws { try replayInputs(captureFuzzerTestOneInput) }
 }
 #endif

@@ -8,6 +8,7 @@
 // buffer of exactly its size, so that AddressSanitizer catches any read past
 // the packet. What parses is also checksummed, keyed, rewritten and restored,
 // which must give back the same bytes.
+import FuzzDriver
 import StatelessKit
 
 enum ParserFuzzing {
@@ -99,33 +100,13 @@ public func parserFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int)
 }
 
 #if FUZZING
-/// libFuzzer's driver, which `main` hands over to (SwiftPM names the
-/// executable's entry point after the module, so libFuzzer's own `main`
-/// is not used).
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<Int32>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
-
 @_cdecl("ParserFuzzer_main")
 func fuzzerMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-    var argc = argc
-    var argv = argv
-    return LLVMFuzzerRunDriver(&argc, &argv, parserFuzzerTestOneInput)
+    runFuzzer(argc, argv, parserFuzzerTestOneInput)
 }
 #else
-import Foundation
-
 @main
 struct ReplayInputs {
-    static func main() throws {
-        let paths = CommandLine.arguments.dropFirst()
-        for path in paths {
-            let data = try Data(contentsOf: URL(fileURLWithPath: path))
-            data.withUnsafeBytes { ParserFuzzing.run($0) }
-        }
-        print("replayed \(paths.count) inputs without a fault")
-    }
+    static func main() throws { try replayInputs(parserFuzzerTestOneInput) }
 }
 #endif
