@@ -15,7 +15,7 @@ public enum GraphTarget: Hashable, Sendable {
 }
 
 /// A node added to a ``GraphBuilder``: route its outputs with
-/// ``GraphBuilder/route(_:_:)``, and route other nodes' outputs to it.
+/// `GraphBuilder.route`, and route other nodes' outputs to it.
 public struct NodeHandle<N>: Destination {
     /// The node's index in the graph.
     public let index: Int

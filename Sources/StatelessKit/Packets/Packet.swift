@@ -18,7 +18,7 @@ public enum LinkType: UInt8, Sendable {
 /// (``prepend(_:)``).
 ///
 /// After ``parse()`` succeeds, ``layout`` tells where each header starts,
-/// and the typed accessors (``ipv4SourceAddress``, ``sourcePort``, ...) and
+/// and the typed accessors (``ipv4Address(_:)``, ``port(_:)``, ...) and
 /// rewrites (``setIPv4Address(_:at:)``, ...) read and change fields with
 /// their checksums kept right.
 public struct Packet {
