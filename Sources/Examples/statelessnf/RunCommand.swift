@@ -67,8 +67,8 @@ struct RunCommand: ParsableCommand {
             let driver = Driver(runner: runner, pool: pool, clock: .replay)
             var lastReport = Date()
             summary = try driver.run(source, into: sink) { packets in
-                if !json && Date().timeIntervalSince(lastReport) > 2 {
-                    FileHandle.standardError.write(Data("  ... \(packets) packets\n".utf8))
+                if Date().timeIntervalSince(lastReport) > 2 {
+                    log.info("\(packets) packets so far")
                     lastReport = Date()
                 }
                 return true
@@ -80,6 +80,7 @@ struct RunCommand: ParsableCommand {
                 GraphRunner(graph: graph, pool: pool, session: try store.makeSession(for: schema),
                             batchCapacity: batch, inFlight: inFlight)
             }
+            log.info("running \(workers) workers over \(inputPath)")
             summary = try group.run(try CaptureReader(path: inputPath), port: function.insidePort, into: sink)
         }
         try sink.close()

@@ -9,11 +9,21 @@ struct StatelessNF: ParsableCommand {
         subcommands: [RunCommand.self, ReplayCommand.self, GraphCommand.self, DemoCommand.self, Bench.self, Dissect.self]
     )
 
-    static func bootstrapLogging() {
+    /// Sets up logging (to standard error), then parses and runs the command.
+    static func main() {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .info
             return handler
         }
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
     }
 }
+
+/// The command's logger: progress and problems, on standard error.
+let log = Logger(label: "statelessnf")
