@@ -155,3 +155,34 @@ struct ActionNodeTests {
         #expect(harness.runner.counters["web"] == 1)
     }
 }
+
+import MetricsTestKit
+import CoreMetrics
+
+@Suite("Metrics")
+struct MetricsTests {
+    @Test("a runner's counters reach swift-metrics, growth only")
+    func publish() throws {
+        let metrics = TestMetrics()
+        let graph = try GraphTests.filter()
+        let pool = BufferPool(count: 16)
+        let runner = GraphRunner(graph: graph, pool: pool, session: nil)
+        let publisher = MetricsPublisher(runner: runner, prefix: "test", dimensions: [("nf", "filter")], factory: metrics)
+        let harnessBatch = PacketBatch(capacity: 16)
+        for port: UInt16 in [80, 22, 22] {
+            var packet = pool.allocate()!
+            let frame = PacketBuilder().ipv4(source: IPv4Address(10, 0, 0, 1), destination: IPv4Address(192, 0, 2, 1))
+                .tcp(source: 1, destination: port)
+            _ = frame.withUnsafeBytes { packet.setBytes($0) }
+            harnessBatch.append(packet)
+        }
+        runner.admit(harnessBatch, now: .zero)
+        runner.drain { _, packets in pool.release(packets) }
+        publisher.publish()
+        publisher.publish()  // nothing grew: nothing more is counted
+        let drops = try metrics.expectCounter("test_drop_not web", [("nf", "filter")])
+        #expect(drops.totalValue == 2)
+        let packets = try metrics.expectCounter("test_packets_in", [("nf", "filter")])
+        #expect(packets.totalValue == 3)
+    }
+}

@@ -60,13 +60,15 @@ public struct RunSummary: Sendable {
 /// Runs a graph over a packet source into a sink on the calling thread: the
 /// loop of one worker. Batches are admitted while a slot is free; the worker
 /// waits for the store only when every slot waits; after every batch the
-/// expiry sweeps a bounded number of index slots.
+/// expiry sweeps a bounded number of index slots; the counters go to
+/// swift-metrics (``MetricsPublisher``) now and then and at the end.
 public final class Driver {
     /// The runner.
     public let runner: GraphRunner
     let pool: any PacketPool
     let clock: RuntimeClock
     let expiryBudget: Int
+    let metrics: MetricsPublisher
     var now = Timestamp.zero
     var expired = 0
 
@@ -76,6 +78,7 @@ public final class Driver {
         self.pool = pool
         self.clock = clock
         self.expiryBudget = expiryBudget
+        metrics = MetricsPublisher(runner: runner, dimensions: [("graph", runner.graph.name)])
     }
 
     /// Runs until the source ends, `progress` called after every batch with
@@ -110,7 +113,9 @@ public final class Driver {
             }
             if let sinkError { throw sinkError }
             if let session = runner.session { expired += session.expire(now: now, budget: expiryBudget) }
+            if runner.batchesIn & 1023 == 0 { metrics.publish() }
         }
+        metrics.publish()
         var summary = RunSummary(runner, packetsOut: out, expired: expired)
         summary.elapsed = Double(Timestamp.wallClock().nanoseconds - started.nanoseconds) / 1e9
         return summary
