@@ -73,6 +73,8 @@ struct ReplayCommand: ParsableCommand {
                 ("no mapping", "\(report.inboundWithoutMapping) (arrived unsolicited in the capture)"),
                 ("not translatable", "\(report.notTranslatable) (ARP, IPv6, or crossing no NAT side)"),
                 ("NAT drops", list(report.drops)),
+                ("flows", "\(report.flowsCreated) created, \(report.flowsExpired) expired"),
+                ("state operations", "\(report.stateOperations) in \(report.storeRoundTrips) store round trips"),
                 ("elapsed", String(format: "%.3f s", Date().timeIntervalSince(started))),
             ]
             print("replay nat: \(trace)")

@@ -33,6 +33,12 @@ public final class NATReplay {
         public var drops: [String: Int] = [:]
         /// The frame numbers (from 1) of the first mismatches.
         public var firstMismatches: [Int] = []
+        /// Mappings the NAT created, and entries its store expired.
+        public var flowsCreated = 0
+        public var flowsExpired = 0
+        /// State operations and store round trips.
+        public var stateOperations = 0
+        public var storeRoundTrips = 0
 
         /// An empty report.
         public init() {}
@@ -46,7 +52,14 @@ public final class NATReplay {
     var fragments: [NATFragmentKey: IPv4Address] = [:]
     let scratch = BufferPool(count: 2, dataRoom: 65_536)
     /// What the replay saw so far.
-    public private(set) var report = Report()
+    public var report: Report {
+        var report = tally
+        report.flowsCreated = harness.runner.counters["nat.mappingsCreated"]
+        report.stateOperations = harness.runner.stateOperations
+        report.storeRoundTrips = harness.runner.roundTrips
+        return report
+    }
+    private var tally = Report()
 
     struct MappingKey: Hashable {
         var ipProtocol: UInt8
@@ -61,45 +74,49 @@ public final class NATReplay {
 
     /// Plays one captured packet; returns what left by each side.
     public func play(_ frame: [UInt8], at time: Timestamp, linkType: LinkType = .ethernet) -> GraphHarness.Output {
-        report.packets += 1
+        tally.packets += 1
         if time > harness.now { harness.now = time }
+        // The capture's time drives expiry, as in a live NAT.
+        if tally.packets % 64 == 0, let session = harness.session {
+            tally.flowsExpired += session.expire(now: harness.now, budget: 1024)
+        }
         var packet = scratch.allocate()!
         defer { scratch.release(packet) }
         _ = frame.withUnsafeBytes { packet.setBytes($0) }
         packet.linkType = linkType
         guard (try? packet.parse()) != nil, packet.layout.network == .ipv4,
               let source = packet.ipv4Address(.source), let destination = packet.ipv4Address(.destination) else {
-            report.notTranslatable += 1
+            tally.notTranslatable += 1
             return GraphHarness.Output()
         }
         let fromInside = isInternal(source)
         let toInside = isInternal(destination)
         if fromInside {
-            report.outbound += 1
+            tally.outbound += 1
             let output = send([UInt8](UnsafeRawBufferPointer(packet.bytes)), port: nat.insidePort, linkType: linkType)
             if let out = output.packets(on: nat.outsidePort).first {
-                report.outboundTranslated += 1
+                tally.outboundTranslated += 1
                 learn(from: packet, translated: out, linkType: linkType)
             }
             return output
         }
         guard toInside else {
-            report.notTranslatable += 1
+            tally.notTranslatable += 1
             return GraphHarness.Output()
         }
         guard readdress(&packet) else {
-            report.inboundWithoutMapping += 1
+            tally.inboundWithoutMapping += 1
             return GraphHarness.Output()
         }
-        report.inbound += 1
+        tally.inbound += 1
         let output = send([UInt8](UnsafeRawBufferPointer(packet.bytes)), port: nat.outsidePort, linkType: linkType)
         if let back = output.packets(on: nat.insidePort).first {
-            report.inboundTranslated += 1
+            tally.inboundTranslated += 1
             if back == frame {
-                report.matches += 1
+                tally.matches += 1
             } else {
-                report.mismatches += 1
-                if report.firstMismatches.count < 10 { report.firstMismatches.append(report.packets) }
+                tally.mismatches += 1
+                if tally.firstMismatches.count < 10 { tally.firstMismatches.append(tally.packets) }
             }
         }
         return output
@@ -107,7 +124,7 @@ public final class NATReplay {
 
     func send(_ frame: [UInt8], port: UInt16, linkType: LinkType) -> GraphHarness.Output {
         let output = harness.send([frame], port: port, linkType: linkType)
-        report.drops.merge(output.drops, uniquingKeysWith: +)
+        tally.drops.merge(output.drops, uniquingKeysWith: +)
         return output
     }
 
