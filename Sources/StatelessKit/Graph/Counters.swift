@@ -50,9 +50,4 @@ public final class Counters {
     public var all: [String: Int] {
         Dictionary(uniqueKeysWithValues: zip(names, values))
     }
-
-    /// Adds every counter of `other` to this one.
-    public func merge(_ other: Counters) {
-        for (name, value) in zip(other.names, other.values) { add(at: index(of: name), value) }
-    }
 }

@@ -112,7 +112,6 @@ public final class GraphRunner {
         let slot = slots[id]
         tally.packetsIn += batch.count
         tally.batchesIn += 1
-        slot.isBusy = true
         slot.now = now
         slot.position = 0
         for i in 0..<batch.count {
@@ -156,7 +155,6 @@ public final class GraphRunner {
                 emit(ports[index], output)
                 precondition(output.isEmpty, "emit must take every packet of the batch")
             }
-            slot.isBusy = false
             freeSlots.append(id)
         }
         finished.removeAll(keepingCapacity: true)
@@ -197,9 +195,15 @@ public final class GraphRunner {
         session!.submit(slot.outgoing)
     }
 
-    /// Drops every packet waiting at `node` under the counter at `reason`.
+    /// Why the store last failed a request, if it ever did.
+    public var lastStoreFailure: String? { storeFailure }
+    @usableFromInline var storeFailure: String? = nil
+
+    /// Drops every packet waiting at `node` under the counter at `reason`,
+    /// because the store failed with `failure`.
     @inlinable
     func dropAll(_ node: Int, _ slot: BatchSlot, reason: Int, failure: String) {
+        storeFailure = failure
         let list = slot.list(node)
         for k in 0..<slot.counts[node] {
             counters.add(at: reason)

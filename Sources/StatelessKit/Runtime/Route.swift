@@ -35,7 +35,6 @@ final class BatchSlot {
     @exclusivity(unchecked) @usableFromInline var now = Timestamp.zero
     @exclusivity(unchecked) @usableFromInline var outgoing: StateRequest
     @exclusivity(unchecked) @usableFromInline var answered: StateRequest
-    @exclusivity(unchecked) @usableFromInline var isBusy = false
     let listCount: Int
 
     init(id: Int, nodes: Int, ports: Int, capacity: Int) {
