@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.4.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
     ],
     targets: [
@@ -45,6 +46,8 @@ let package = Package(
             dependencies: [
                 "StatelessKit", "CHiredisShim",
                 .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
@@ -103,13 +106,19 @@ let package = Package(
             dependencies: ["StatelessKit", .product(name: "MetricsTestKit", package: "swift-metrics")],
             exclude: ["Fixtures"]
         ),
+        // What the store and NF tests share: a redis-server they start.
+        .target(
+            name: "StoreTestSupport",
+            dependencies: ["StatelessKit", "StatelessKitStore"],
+            path: "Tests/StoreTestSupport"
+        ),
         .testTarget(
             name: "NetworkFunctionsTests",
-            dependencies: ["NetworkFunctions", "StatelessKit", "StatelessKitStore"]
+            dependencies: ["NetworkFunctions", "StatelessKit", "StatelessKitStore", "StoreTestSupport"]
         ),
         .testTarget(
             name: "StatelessKitStoreTests",
-            dependencies: ["StatelessKit", "StatelessKitStore"]
+            dependencies: ["StatelessKit", "StatelessKitStore", "StoreTestSupport"]
         ),
         .testTarget(
             name: "StatelessKitDPDKTests",

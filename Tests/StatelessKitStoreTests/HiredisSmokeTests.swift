@@ -1,4 +1,5 @@
 import StatelessKitStore
+import StoreTestSupport
 import Testing
 
 /// The hiredis shim links and works against a real redis-server.

@@ -29,4 +29,12 @@ public protocol StateSession: AnyObject {
     /// call costs the same however full the tables are; repeated calls sweep
     /// everything. Safe to run on several workers and instances at once.
     func expire(now: Timestamp, budget: Int) -> Int
+    /// What the session counts about its store (reconnections, failed
+    /// requests, ...), by counter name; runners add these to their counters.
+    var statistics: [String: Int] { get }
+}
+
+extension StateSession {
+    /// No statistics.
+    public var statistics: [String: Int] { [:] }
 }

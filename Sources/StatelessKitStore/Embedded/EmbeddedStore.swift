@@ -43,16 +43,17 @@ public final class EmbeddedStore: StateStore, @unchecked Sendable {
 
     /// What a deployment's tables hold: entries and bytes per table, items
     /// free per pool.
-    public func statistics(namespace: String) -> EmbeddedStatistics? {
+    public func statistics(namespace: String) -> StoreStatistics? {
         lock.lock()
         let deployment = deployments[namespace]
         lock.unlock()
         guard let deployment else { return nil }
-        return EmbeddedStatistics(
+        return StoreStatistics(
             tables: Dictionary(uniqueKeysWithValues: deployment.tables.map {
-                ($0.description.name, EmbeddedStatistics.Table(entries: $0.entries.load(ordering: .relaxed), bytes: $0.bytes))
+                ($0.description.name, StoreStatistics.Table(entries: $0.entries.load(ordering: .relaxed), bytes: $0.bytes))
             }),
-            freeItems: Dictionary(uniqueKeysWithValues: deployment.pools.map { ($0.description.name, $0.available) }))
+            freeItems: Dictionary(uniqueKeysWithValues: deployment.pools.map { ($0.description.name, $0.available) }),
+            leasedItems: [:])
     }
 }
 
@@ -62,21 +63,6 @@ public struct StateStoreError: Error, CustomStringConvertible, Sendable {
     public let description: String
     /// An error saying `description`.
     public init(_ description: String) { self.description = description }
-}
-
-/// What an embedded deployment holds.
-public struct EmbeddedStatistics: Sendable {
-    /// A table's size.
-    public struct Table: Sendable {
-        /// Live entries (a bidirectional pair counts once).
-        public var entries: Int
-        /// Bytes allocated for the table.
-        public var bytes: Int
-    }
-    /// The tables, by name.
-    public var tables: [String: Table]
-    /// Free items, by pool name.
-    public var freeItems: [String: Int]
 }
 
 /// The tables and pools of one deployment.
@@ -214,3 +200,5 @@ final class EmbeddedSession: StateSession {
         return expired
     }
 }
+
+extension EmbeddedStore: InspectableStore {}

@@ -3,10 +3,14 @@
 #endif
 import CHiredisShim
 
-/// A failure talking to Redis: connecting, sending, or an error reply.
+/// A failure talking to Redis: connecting, sending, a timeout, or an error
+/// reply.
 public struct RedisError: Error, CustomStringConvertible, Sendable {
     /// What went wrong, as hiredis or the server said it.
     public var message: String
+
+    /// An error saying `message`.
+    public init(message: String) { self.message = message }
 
     public var description: String { message }
 }
@@ -25,45 +29,132 @@ public enum RedisReply: Equatable, Sendable {
     case null
     /// An error reply (`-ERR ...`).
     case error(String)
+
+    /// The bytes of a bulk or status reply.
+    public var bytes: [UInt8]? {
+        switch self {
+        case .bulk(let bytes): return bytes
+        case .status(let text): return Array(text.utf8)
+        default: return nil
+        }
+    }
 }
 
-/// One blocking connection to a Redis server through hiredis.
+/// One connection to a Redis server through hiredis.
 ///
-/// Commands are sent with `redisAppendCommandArgv` (Swift cannot call
-/// hiredis's variadic functions), so arguments may hold any bytes.
+/// ``command(_:)-([[UInt8]])`` sends one command and waits for its reply.
+/// Sessions pipeline instead: ``send(_:count:)`` queues bytes of RESP that
+/// they wrote themselves, ``flush()`` writes them, and ``nextReply(wait:)``
+/// hands back replies in order. Commands are never built with hiredis's
+/// variadic functions, which Swift cannot call, so arguments may hold any
+/// bytes.
 public final class RedisConnection {
-    @usableFromInline let context: UnsafeMutablePointer<redisContext>
+    let context: UnsafeMutablePointer<redisContext>
+    /// Where it is connected.
+    public let endpoint: RedisEndpoint
 
-    /// Connects to `host`:`port`, giving up after `timeout` seconds.
-    public init(host: String, port: Int, timeout: Double = 2) throws(RedisError) {
-        let tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1_000_000))
-        guard let context = redisConnectWithTimeout(host, Int32(port), tv) else {
-            throw RedisError(message: "cannot allocate a hiredis context")
+    /// Connects to `endpoint`, authenticates and selects its database.
+    public init(_ endpoint: RedisEndpoint) throws(RedisError) {
+        self.endpoint = endpoint
+        let connectLimit = Self.timeval(endpoint.connectTimeout)
+        let made: UnsafeMutablePointer<redisContext>?
+        switch endpoint.address {
+        case .tcp(let host, let port): made = redisConnectWithTimeout(host, Int32(port), connectLimit)
+        case .unix(let path): made = redisConnectUnixWithTimeout(path, connectLimit)
         }
-        guard context.pointee.err == 0 else {
-            let message = Self.errorString(context)
-            redisFree(context)
-            throw RedisError(message: "connecting to \(host):\(port): \(message)")
+        guard let made else { throw RedisError(message: "cannot allocate a hiredis context") }
+        guard made.pointee.err == 0 else {
+            let message = Self.errorString(made)
+            redisFree(made)
+            throw RedisError(message: "connecting to \(endpoint): \(message)")
         }
-        self.context = context
+        context = made
+        redisSetTimeout(context, Self.timeval(endpoint.replyTimeout))
+        if case .tcp = endpoint.address { redisEnableKeepAlive(context) }
+        if let password = endpoint.password {
+            let arguments = endpoint.user.map { ["AUTH", $0, password] } ?? ["AUTH", password]
+            if case .error(let message) = try command(arguments) {
+                throw RedisError(message: "authenticating to \(endpoint)\(endpoint.user.map { " as \($0)" } ?? ""): \(message)")
+            }
+        }
+        if endpoint.database != 0, case .error(let message) = try command(["SELECT", "\(endpoint.database)"]) {
+            throw RedisError(message: "selecting database \(endpoint.database) on \(endpoint): \(message)")
+        }
+    }
+
+    /// Connects to `host`:`port` with the default options and `timeout` for
+    /// connecting and replies.
+    public convenience init(host: String, port: Int, timeout: Double = 2) throws(RedisError) {
+        var endpoint = RedisEndpoint(address: .tcp(host: host, port: port))
+        endpoint.connectTimeout = timeout
+        endpoint.replyTimeout = timeout
+        try self.init(endpoint)
     }
 
     deinit { redisFree(context) }
 
-    /// Sends one command and waits for its reply.
-    public func command(_ arguments: [String]) throws(RedisError) -> RedisReply {
-        let bytes = arguments.map { Array($0.utf8) }
-        let status: Int32 = bytes.withPointers { argv, lengths in
-            redisAppendCommandArgv(context, Int32(bytes.count), argv, lengths)
+    /// Sends one command and waits for its reply. A reply that is an error
+    /// comes back as ``RedisReply/error(_:)``; a broken connection or a
+    /// timeout throws.
+    public func command(_ arguments: [[UInt8]]) throws(RedisError) -> RedisReply {
+        let status: Int32 = arguments.withPointers { argv, lengths in
+            redisAppendCommandArgv(context, Int32(arguments.count), argv, lengths)
         }
         guard status == REDIS_OK else { throw RedisError(message: Self.errorString(context)) }
         var raw: UnsafeMutableRawPointer? = nil
         guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
-            throw RedisError(message: Self.errorString(context))
+            throw RedisError(message: "\(endpoint): \(Self.errorString(context))")
         }
         defer { freeReplyObject(raw) }
         return Self.convert(raw.assumingMemoryBound(to: redisReply.self))
     }
+
+    /// Sends one command of text arguments and waits for its reply.
+    public func command(_ arguments: [String]) throws(RedisError) -> RedisReply {
+        try command(arguments.map { Array($0.utf8) })
+    }
+
+    // MARK: Pipelining
+
+    /// Queues `count` bytes of RESP (one or more commands) for ``flush()``.
+    func send(_ bytes: UnsafeRawPointer, count: Int) throws(RedisError) {
+        guard redisAppendFormattedCommand(context, bytes.assumingMemoryBound(to: CChar.self), count) == REDIS_OK else {
+            throw RedisError(message: "\(endpoint): \(Self.errorString(context))")
+        }
+    }
+
+    /// Writes everything queued.
+    func flush() throws(RedisError) {
+        var done: Int32 = 0
+        while done == 0 {
+            guard redisBufferWrite(context, &done) == REDIS_OK else {
+                throw RedisError(message: "\(endpoint): \(Self.errorString(context))")
+            }
+        }
+    }
+
+    /// The next reply (free it with `freeReplyObject`): one already read, or
+    /// else, reading what has arrived, waiting up to `wait` seconds for it.
+    /// `nil` when none came in time; throws when the connection broke.
+    func nextReply(wait: Double) throws(RedisError) -> UnsafeMutablePointer<redisReply>? {
+        var raw: UnsafeMutableRawPointer? = nil
+        guard redisGetReplyFromReader(context, &raw) == REDIS_OK else { throw protocolError() }
+        if let raw { return raw.assumingMemoryBound(to: redisReply.self) }
+        var descriptor = pollfd(fd: context.pointee.fd, events: Int16(POLLIN), revents: 0)
+        let ready = Glibc.poll(&descriptor, 1, Int32((wait * 1000).rounded(.up)))
+        guard ready > 0 else { return nil }
+        guard redisBufferRead(context) == REDIS_OK else {
+            throw RedisError(message: "\(endpoint): \(Self.errorString(context))")
+        }
+        guard redisGetReplyFromReader(context, &raw) == REDIS_OK else { throw protocolError() }
+        return raw?.assumingMemoryBound(to: redisReply.self)
+    }
+
+    func protocolError() -> RedisError {
+        RedisError(message: "\(endpoint): \(Self.errorString(context))")
+    }
+
+    // MARK: Conversions
 
     static func convert(_ reply: UnsafeMutablePointer<redisReply>) -> RedisReply {
         let r = reply.pointee
@@ -83,8 +174,13 @@ public final class RedisConnection {
 
     static func errorString(_ context: UnsafeMutablePointer<redisContext>) -> String {
         withUnsafeBytes(of: context.pointee.errstr) { raw in
-            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            let text = String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            return text.isEmpty ? "the connection failed" : text
         }
+    }
+
+    static func timeval(_ seconds: Double) -> Glibc.timeval {
+        Glibc.timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1_000_000))
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import StatelessKit
 import StatelessKitStore
+import StoreTestSupport
 import Testing
 
 /// A NAT-like deployment: mappings found from both sides, holding ports of a pool.
@@ -83,6 +84,11 @@ struct Requests {
         }.results[0]
     }
 
+    func take(_ state: NATLikeState) -> Endpoint4? {
+        let taken = run { r in _ = r.append(StateOperation(kind: .take, table: Int32(state.ports.id))) }
+        return taken.results[0].status == .ok ? Endpoint4(decoding: taken.resultBytes(at: taken.results[0].value)) : nil
+    }
+
     func read(_ state: NATLikeState, _ key: Endpoint4, now: Int64 = 0) -> Binding? {
         let request = run(now: now) { r in _ = r.append(StateOperation(kind: .read, table: Int32(state.mappings.id), key: r.store(key))) }
         let result = request.results[0]
@@ -90,14 +96,14 @@ struct Requests {
     }
 }
 
-@Suite("Embedded store")
-struct EmbeddedStoreTests {
+@Suite("Store operations, on the embedded store and on Redis")
+struct StoreOperationTests {
     let inside = Endpoint4(address: 0x0A00_0001, port: 40000)
     let outside = Endpoint4(address: 0xCB00_7101, port: 1024)
 
-    @Test("a bidirectional entry is found by either key; a second insert gets the first's value")
-    func bidirectional() throws {
-        let store = EmbeddedStore()
+    @Test("a bidirectional entry is found by either key; a second insert gets the first's value", arguments: StoreKind.available)
+    func bidirectional(_ kind: StoreKind) throws {
+        let store = try kind.make()
         let state = NATLikeState()
         let r = Requests(session: try store.makeSession(for: state.schema))
         let binding = Binding(inside: inside, outside: outside)
@@ -115,12 +121,12 @@ struct EmbeddedStoreTests {
         // A different inside endpoint may not take an outside endpoint held by a live mapping.
         let thief = Binding(inside: Endpoint4(address: 0x0A00_0002, port: 1), outside: outside)
         #expect(r.insert(state, thief).status == .collision)
-        #expect(store.statistics(namespace: state.schema.namespace)?.tables["mappings"]?.entries == 1)
+        #expect(try store.statistics(namespace: state.schema.namespace)?.tables["mappings"]?.entries == 1)
     }
 
-    @Test("expired entries read as missing, are replaced, and give their resource back")
-    func expiry() throws {
-        let store = EmbeddedStore()
+    @Test("expired entries read as missing, are replaced, and give their resource back", arguments: StoreKind.available)
+    func expiry(_ kind: StoreKind) throws {
+        let store = try kind.make()
         let state = NATLikeState(ports: 2)
         let session = try store.makeSession(for: state.schema)
         let r = Requests(session: session)
@@ -135,18 +141,19 @@ struct EmbeddedStoreTests {
         #expect(r.insert(state, Binding(inside: inside, outside: port), deadline: 100).status == .ok)
         #expect(r.read(state, inside, now: 100) != nil, "alive at its deadline")
         #expect(r.read(state, inside, now: 101) == nil, "gone after it")
-        #expect(store.statistics(namespace: state.schema.namespace)?.freeItems["ports"] == 0)
+        #expect(try store.statistics(namespace: state.schema.namespace)?.freeItems["ports"] == 0)
         #expect(session.expire(now: Timestamp(nanoseconds: 101), budget: .max) == 1, "one full sweep")
-        #expect(store.statistics(namespace: state.schema.namespace)?.freeItems["ports"] == 1, "expiry gave the port back")
-        #expect(store.statistics(namespace: state.schema.namespace)?.tables["mappings"]?.entries == 0)
+        #expect(try store.statistics(namespace: state.schema.namespace)?.freeItems["ports"] == 1, "expiry gave the port back")
+        #expect(try store.statistics(namespace: state.schema.namespace)?.tables["mappings"]?.entries == 0)
         #expect(r.read(state, port, now: 0) == nil, "both keys are gone")
     }
 
-    @Test("compare-and-set, touch, delete and counters")
-    func operations() throws {
-        let store = EmbeddedStore()
+    @Test("compare-and-set, touch, delete and counters", arguments: StoreKind.available)
+    func operations(_ kind: StoreKind) throws {
+        let store = try kind.make()
         let state = NATLikeState()
         let r = Requests(session: try store.makeSession(for: state.schema))
+        let outside = r.take(state)!
         let binding = Binding(inside: inside, outside: outside)
         #expect(r.insert(state, binding, deadline: 50).status == .ok)
         let changed = Binding(inside: inside, outside: outside)
@@ -171,30 +178,31 @@ struct EmbeddedStoreTests {
             _ = req.append(StateOperation(kind: .delete, table: Int32(state.mappings.id), key: req.store(inside)))
         }
         #expect(deleted.results.map(\.status) == [.ok, .missing])
-        #expect(store.statistics(namespace: state.schema.namespace)?.freeItems["ports"] == 1001,
+        #expect(try store.statistics(namespace: state.schema.namespace)?.freeItems["ports"] == 1000,
                 "deleting gave the held port to the pool")
     }
 
-    @Test("a full table refuses new entries and returns what they would have held")
-    func capacity() throws {
-        let store = EmbeddedStore(shardCount: 4)
+    @Test("a full table refuses new entries and returns what they would have held", arguments: StoreKind.available)
+    func capacity(_ kind: StoreKind) throws {
+        let store = try kind.make()
         let state = NATLikeState(ports: 10, capacity: 3)
         let r = Requests(session: try store.makeSession(for: state.schema))
         var statuses: [StateStatus] = []
         for i in 0..<5 {
-            let binding = Binding(inside: Endpoint4(address: 1, port: UInt16(i)), outside: Endpoint4(address: 2, port: UInt16(i)))
+            let binding = Binding(inside: Endpoint4(address: 1, port: UInt16(i)), outside: r.take(state)!)
             statuses.append(r.insert(state, binding, release: true).status)
         }
         #expect(statuses == [.ok, .ok, .ok, .full, .full])
-        #expect(store.statistics(namespace: state.schema.namespace)?.freeItems["ports"] == 12)
+        #expect(try store.statistics(namespace: state.schema.namespace)?.freeItems["ports"] == 7,
+                "10 ports, 3 held, the 2 refused ones back")
     }
 
     /// Four threads race to map the same 2,000 inside endpoints, each taking
     /// a port per attempt and releasing it on losing: every endpoint ends
     /// with one mapping, no port is held twice, and no port leaks.
-    @Test("racing workers end with one mapping per key and no port held twice")
-    func races() throws {
-        let store = EmbeddedStore()
+    @Test("racing workers end with one mapping per key and no port held twice", arguments: StoreKind.available)
+    func races(_ kind: StoreKind) throws {
+        let store = try kind.make()
         let keys = 2_000
         let state = NATLikeState(ports: keys * 4, capacity: keys)
         let threads = 4
@@ -225,7 +233,7 @@ struct EmbeddedStoreTests {
             #expect(r.read(state, binding.inside) == binding)
             #expect(r.read(state, binding.outside) == binding)
         }
-        let statistics = store.statistics(namespace: state.schema.namespace)!
+        let statistics = try store.statistics(namespace: state.schema.namespace)!
         #expect(statistics.freeItems["ports"]! + statistics.tables["mappings"]!.entries == keys * 4, "no port leaked")
     }
 }

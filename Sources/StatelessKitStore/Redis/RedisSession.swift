@@ -1,0 +1,560 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+import CHiredisShim
+import DequeModule
+import Logging
+import StatelessKit
+
+/// A worker's session on the Redis store: one connection, on which each
+/// request leaves as one pipelined write and its replies are matched back
+/// in order, several requests in flight.
+///
+/// When Redis is lost (a broken connection, or no reply within the reply
+/// timeout), the requests in flight fail (their packets are dropped and
+/// counted as `stateUnavailable`; what they wrote in Redis stays
+/// consistent), and the session reconnects with a backoff that doubles from
+/// 10 ms to the endpoint's maximum. For the endpoint's `hold` after the
+/// loss, new requests wait for Redis (the runner stops admitting batches
+/// once all its slots wait, so nothing queues without bound); after that
+/// they fail at once, until Redis is back.
+final class RedisSession: StateSession {
+    let store: RedisStore
+    let endpoint: RedisEndpoint
+    let logger: Logger
+    let tables: [TableDescription]
+    let pools: [PoolDescription]
+    let namespace: String
+    /// `{namespace}:`
+    let prefix: [UInt8]
+    /// `{namespace}:r<table>:`, per table.
+    let recordPrefixes: [[UInt8]]
+    /// `{namespace}:p<pool>`, per pool.
+    let poolKeys: [[UInt8]]
+    let tableNumbers: [[UInt8]]
+    let keySizes: [[UInt8]]
+    let capacities: [[UInt8]]
+    let poolNumbers: [[UInt8]]
+    let grace: Int64
+    let lease: Int64
+    let sweepInterval: Int64
+
+    var connection: RedisConnection?
+    /// A second connection for sweeps and for rerunning an operation whose
+    /// script Redis had forgotten; opened when first needed.
+    var control: RedisConnection?
+    var sha: [UInt8]
+    var writer = RESPWriter()
+    var resource: [UInt8] = []
+    /// Requests sent, oldest first, and how far the oldest one's replies came.
+    var pending = Deque<StateRequest>()
+    var cursor = 0
+    /// Requests waiting for Redis to come back.
+    var held: [StateRequest] = []
+    @exclusivity(unchecked) var answered: [StateRequest] = []
+    /// When Redis was lost (monotonic seconds), if it is.
+    var lostAt: Double? = nil
+    var nextAttempt = 0.0
+    var backoff = 0.01
+    var lastFailure = ""
+    var lastSweep = Int64.min
+    var counts = Statistics()
+
+    struct Statistics {
+        var disconnects = 0
+        var reconnects = 0
+        var failedRequests = 0
+        var heldRequests = 0
+        var scriptReloads = 0
+        var sweepFailures = 0
+    }
+
+    init(store: RedisStore, schema: StateSchema) throws {
+        self.store = store
+        endpoint = store.endpoint
+        logger = store.logger
+        tables = schema.tables
+        pools = schema.pools
+        namespace = schema.namespace
+        let prefix = RedisLayout.prefix(schema.namespace)
+        self.prefix = Array(prefix.utf8)
+        recordPrefixes = schema.tables.indices.map { Array((prefix + RedisLayout.recordPrefix(table: $0)).utf8) }
+        poolKeys = schema.pools.indices.map { Array("\(prefix)p\($0)".utf8) }
+        tableNumbers = schema.tables.indices.map { Array("\($0)".utf8) }
+        keySizes = schema.tables.map { Array("\($0.keySize)".utf8) }
+        capacities = schema.tables.map { Array("\($0.capacity)".utf8) }
+        poolNumbers = schema.pools.indices.map { Array("\($0)".utf8) }
+        grace = Int64(endpoint.grace * 1e9)
+        lease = Int64(endpoint.lease * 1e9)
+        sweepInterval = Int64(endpoint.sweepInterval * 1e9)
+        let connection = try RedisConnection(endpoint)
+        sha = try RedisStore.loadScript(connection)
+        self.connection = connection
+        answered.reserveCapacity(16)
+    }
+
+    deinit { writer.deallocate() }
+
+    var statistics: [String: Int] {
+        ["store.disconnects": counts.disconnects, "store.reconnects": counts.reconnects,
+         "store.failedRequests": counts.failedRequests, "store.heldRequests": counts.heldRequests,
+         "store.scriptReloads": counts.scriptReloads, "store.sweepFailures": counts.sweepFailures]
+    }
+
+    // MARK: Sending
+
+    func submit(_ request: StateRequest) {
+        request.prepareResults()
+        if request.operations.isEmpty {
+            answered.append(request)
+            return
+        }
+        if connection == nil { reconnectIfDue() }
+        guard let connection else {
+            if let lostAt, Self.clock() - lostAt < endpoint.hold {
+                counts.heldRequests += 1
+                held.append(request)
+            } else {
+                fail(request, lastFailure)
+            }
+            return
+        }
+        writer.reset()
+        encode(request)
+        do {
+            try connection.send(writer.bytes, count: writer.count)
+            try connection.flush()
+            pending.append(request)
+        } catch {
+            pending.append(request)
+            lost(error.message)
+        }
+    }
+
+    /// Writes `request`'s commands: each run of reads as one MGET, every
+    /// other operation as a call of the script.
+    func encode(_ request: StateRequest) {
+        request.operations.withUnsafeBufferPointer { operations in
+            var index = 0
+            while index < operations.count {
+                if operations[index].kind == .read {
+                    var end = index + 1
+                    while end < operations.count && operations[end].kind == .read { end += 1 }
+                    writer.command(1 + end - index)
+                    writer.argument(Self.mget)
+                    for op in operations[index..<end] {
+                        writer.argument(recordPrefixes[Int(op.table)], request.bytes(at: op.key),
+                                        tables[Int(op.table)].keySize)
+                    }
+                    index = end
+                } else {
+                    encodeScript(operations[index], request)
+                    index += 1
+                }
+            }
+        }
+    }
+
+    func encodeScript(_ op: StateOperation, _ request: StateRequest) {
+        let now = request.now.nanoseconds
+        func start(_ arguments: Int, _ operation: RedisScript.Operation, key: () -> Void) {
+            writer.command(4 + 3 + arguments)
+            writer.argument(Self.evalsha)
+            writer.argument(sha)
+            writer.argument(Self.one)
+            key()
+            writer.argument(Array(operation.rawValue.utf8))
+            writer.argument(prefix)
+            writer.deadline(now)
+        }
+        let table = Int(op.table)
+        switch op.kind {
+        case .take:
+            start(2, .take) { writer.argument(poolKeys[table]) }
+            writer.argument(poolNumbers[table])
+            writer.argument(Int((now &+ lease) / 1_000_000))
+            return
+        case .give:
+            start(2, .give) { writer.argument(poolKeys[table]) }
+            writer.argument(poolNumbers[table])
+            writer.argument(request.bytes(at: op.key), pools[table].itemSize)
+            return
+        default:
+            break
+        }
+        let description = tables[table]
+        let key = request.bytes(at: op.key)
+        let recordKey = { self.writer.argument(self.recordPrefixes[table], key, description.keySize) }
+        switch op.kind {
+        case .insertIfAbsent:
+            start(11, .insert, key: recordKey)
+            writer.argument(tableNumbers[table])
+            writer.argument(keySizes[table])
+            writer.argument(capacities[table])
+            writer.argument(key, description.keySize)
+            if op.secondKey >= 0 {
+                writer.argument(request.bytes(at: op.secondKey), description.keySize)
+            } else {
+                writer.argument([])
+            }
+            let value = request.bytes(at: op.value)
+            writer.argument(value, description.valueSize)
+            resource.removeAll(keepingCapacity: true)
+            if let held = description.heldResource?(key, value) { RedisLayout.encodeResource(held, into: &resource) }
+            writer.argument(resource)
+            writer.deadline(op.deadline)
+            writer.argument(Int(RedisLayout.ttl(deadline: op.deadline, now: now, grace: grace)))
+            writer.argument(Int(op.deadline / 1_000_000))
+            writer.argument(op.releaseOnConflict ? Self.one : Self.zero)
+        case .compareAndSet:
+            start(8, .compareAndSet, key: recordKey)
+            writer.argument(tableNumbers[table])
+            writer.argument(keySizes[table])
+            writer.argument(key, description.keySize)
+            writer.argument(request.bytes(at: op.expected), description.valueSize)
+            writer.argument(request.bytes(at: op.value), description.valueSize)
+            writer.deadline(op.deadline)
+            writer.argument(Int(RedisLayout.ttl(deadline: op.deadline, now: now, grace: grace)))
+            writer.argument(Int(op.deadline / 1_000_000))
+        case .touch:
+            start(6, .touch, key: recordKey)
+            writer.argument(tableNumbers[table])
+            writer.argument(keySizes[table])
+            writer.argument(key, description.keySize)
+            writer.deadline(op.deadline)
+            writer.argument(Int(RedisLayout.ttl(deadline: op.deadline, now: now, grace: grace)))
+            writer.argument(Int(op.deadline / 1_000_000))
+        case .delete:
+            start(3, .delete, key: recordKey)
+            writer.argument(tableNumbers[table])
+            writer.argument(keySizes[table])
+            writer.argument(key, description.keySize)
+        case .add:
+            start(5, .add, key: recordKey)
+            writer.argument(tableNumbers[table])
+            writer.argument(keySizes[table])
+            writer.argument(capacities[table])
+            writer.argument(key, description.keySize)
+            writer.argument(Int(op.delta))
+        case .read, .take, .give:
+            preconditionFailure("handled above")
+        }
+    }
+
+    static let mget = Array("MGET".utf8)
+    static let evalsha = Array("EVALSHA".utf8)
+    static let one = Array("1".utf8)
+    static let zero = Array("0".utf8)
+
+    // MARK: Receiving
+
+    @discardableResult
+    func poll(wait: Bool, _ handle: (StateRequest) -> Void) -> Int {
+        receive(wait: wait)
+        let count = answered.count
+        // Handling a request may submit the next step of its batch.
+        var index = 0
+        while index < answered.count {
+            handle(answered[index])
+            index += 1
+        }
+        answered.removeAll(keepingCapacity: true)
+        return count
+    }
+
+    /// Reads what Redis has answered; with `wait`, until at least one
+    /// request is answered, the reply timeout passes (Redis is then deemed
+    /// lost), or held requests give up.
+    func receive(wait: Bool) {
+        while true {
+            if let connection, !pending.isEmpty {
+                let blocking = wait && answered.isEmpty
+                do {
+                    guard let reply = try connection.nextReply(wait: blocking ? endpoint.replyTimeout : 0) else {
+                        if blocking {
+                            lost("no reply within \(Int(endpoint.replyTimeout * 1000)) ms")
+                            continue
+                        }
+                        return
+                    }
+                    defer { freeReplyObject(reply) }
+                    take(reply)
+                } catch {
+                    lost(error.message)
+                }
+                continue
+            }
+            guard connection == nil, !held.isEmpty else { return }
+            // Redis is lost and requests wait for it.
+            let now = Self.clock()
+            if let lostAt, now - lostAt >= endpoint.hold {
+                let waiting = held
+                held.removeAll()
+                for request in waiting { fail(request, lastFailure) }
+                return
+            }
+            reconnectIfDue()
+            if connection == nil {
+                guard wait && answered.isEmpty else { return }
+                let until = min(nextAttempt, (lostAt ?? now) + endpoint.hold)
+                if until > now { usleep(useconds_t(min((until - now) * 1e6, 1e6))) }
+            }
+        }
+    }
+
+    /// Takes one reply for the oldest pending request.
+    func take(_ reply: UnsafeMutablePointer<redisReply>) {
+        guard let request = pending.first else { return }
+        let operations = request.operations
+        let op = operations[cursor]
+        if op.kind == .read {
+            var end = cursor + 1
+            while end < operations.count && operations[end].kind == .read { end += 1 }
+            let r = reply.pointee
+            if r.type == REDIS_REPLY_ARRAY && Int(r.elements) == end - cursor {
+                for i in cursor..<end { readResult(i, r.element[i - cursor]!, request) }
+            } else {
+                request.failure = request.failure ?? "Redis answered MGET with \(Self.describe(reply))"
+            }
+            cursor = end
+        } else {
+            scriptResult(cursor, reply, request)
+            cursor += 1
+        }
+        if cursor == operations.count {
+            pending.removeFirst()
+            cursor = 0
+            if let failure = request.failure { fail(request, failure) } else { answered.append(request) }
+        }
+    }
+
+    func readResult(_ index: Int, _ element: UnsafeMutablePointer<redisReply>, _ request: StateRequest) {
+        let e = element.pointee
+        if e.type == REDIS_REPLY_NIL { return }
+        let description = tables[Int(request.operations[index].table)]
+        guard e.type == REDIS_REPLY_STRING, let record = UnsafeRawPointer(e.str),
+              let offset = RedisLayout.valueOffset(record, count: e.len, keySize: description.keySize),
+              e.len - offset == description.valueSize else {
+            request.failure = request.failure ?? "a malformed record in table \(description.name): \(Self.describe(element))"
+            return
+        }
+        let deadline = RedisLayout.decodeDeadline(record)
+        guard deadline >= request.now.nanoseconds else { return }
+        request.results[index] = StateResult(status: .ok, value: request.storeResult(record + offset, count: description.valueSize),
+                                             deadline: deadline)
+    }
+
+    func scriptResult(_ index: Int, _ reply: UnsafeMutablePointer<redisReply>, _ request: StateRequest) {
+        var reply = reply
+        var rerun: UnsafeMutablePointer<redisReply>? = nil
+        defer { if let rerun { freeReplyObject(rerun) } }
+        if reply.pointee.type == REDIS_REPLY_ERROR && Self.text(reply).hasPrefix("NOSCRIPT") {
+            // Redis restarted or its scripts were flushed: the operation did
+            // not run. Load the script again and run the operation once more.
+            counts.scriptReloads += 1
+            logger.notice("Redis lost the state script; loading it again", metadata: ["redis": "\(endpoint)"])
+            do {
+                rerun = try runOnControl(index, request)
+                reply = rerun!
+            } catch {
+                request.failure = request.failure ?? error.description
+                return
+            }
+        }
+        let r = reply.pointee
+        guard r.type == REDIS_REPLY_ARRAY, r.elements == 4,
+              r.element[0]!.pointee.type == REDIS_REPLY_INTEGER,
+              let status = StateStatus(rawValue: UInt8(clamping: r.element[0]!.pointee.integer)) else {
+            let op = request.operations[index]
+            request.failure = request.failure ?? "Redis answered \(op.kind) with \(Self.describe(reply))"
+            return
+        }
+        var result = StateResult(status: status)
+        let value = r.element[1]!.pointee
+        if value.type == REDIS_REPLY_STRING {
+            result.value = request.storeResult(UnsafeRawPointer(value.str!), count: value.len)
+        }
+        let deadline = r.element[2]!.pointee
+        if deadline.type == REDIS_REPLY_STRING && deadline.len == 8 {
+            result.deadline = RedisLayout.decodeDeadline(UnsafeRawPointer(deadline.str!))
+        }
+        let integer = r.element[3]!.pointee
+        if integer.type == REDIS_REPLY_INTEGER { result.integer = integer.integer }
+        request.results[index] = result
+    }
+
+    /// Loads the script and runs operation `index` of `request` on the
+    /// control connection; returns the reply.
+    func runOnControl(_ index: Int, _ request: StateRequest) throws(RedisError) -> UnsafeMutablePointer<redisReply> {
+        let control = try controlConnection()
+        sha = try Self.rethrow { try RedisStore.loadScript(control) }
+        writer.reset()
+        encodeScript(request.operations[index], request)
+        try control.send(writer.bytes, count: writer.count)
+        try control.flush()
+        guard let reply = try control.nextReply(wait: endpoint.replyTimeout) else {
+            self.control = nil
+            throw RedisError(message: "\(endpoint): no reply within \(Int(endpoint.replyTimeout * 1000)) ms")
+        }
+        return reply
+    }
+
+    func controlConnection() throws(RedisError) -> RedisConnection {
+        if let control { return control }
+        let made = try RedisConnection(endpoint)
+        control = made
+        return made
+    }
+
+    // MARK: Losing and finding Redis
+
+    func fail(_ request: StateRequest, _ reason: String) {
+        counts.failedRequests += 1
+        request.fail(reason)
+        answered.append(request)
+    }
+
+    /// Redis is lost: fails the requests in flight and plans a reconnection.
+    func lost(_ reason: String) {
+        connection = nil
+        cursor = 0
+        let now = Self.clock()
+        if lostAt == nil {
+            lostAt = now
+            counts.disconnects += 1
+            backoff = 0.01
+            logger.warning("lost Redis; reconnecting", metadata: [
+                "redis": "\(endpoint)", "reason": "\(reason)", "inFlight": "\(pending.count)",
+                "hold": "\(Int(endpoint.hold * 1000)) ms"])
+        }
+        lastFailure = "Redis at \(endpoint) is unavailable: \(reason)"
+        nextAttempt = now + backoff
+        while let request = pending.popFirst() { fail(request, lastFailure) }
+    }
+
+    /// Tries to connect again if the backoff has passed.
+    func reconnectIfDue() {
+        let now = Self.clock()
+        guard now >= nextAttempt else { return }
+        do {
+            let fresh = try RedisConnection(endpoint)
+            sha = try Self.rethrow { try RedisStore.loadScript(fresh) }
+            connection = fresh
+            counts.reconnects += 1
+            logger.notice("Redis is back", metadata: [
+                "redis": "\(endpoint)", "after": "\(Int((now - (lostAt ?? now)) * 1000)) ms"])
+            lostAt = nil
+            let waiting = held
+            held.removeAll()
+            for request in waiting { submit(request) }
+        } catch {
+            lastFailure = "Redis at \(endpoint) is unavailable: \(error.message)"
+            backoff = min(backoff * 2, endpoint.maximumBackoff)
+            nextAttempt = now + backoff
+            logger.debug("reconnecting to Redis failed", metadata: [
+                "redis": "\(endpoint)", "reason": "\(error.message)", "retryIn": "\(Int(backoff * 1000)) ms"])
+        }
+    }
+
+    // MARK: Expiry
+
+    /// Every `sweep` interval of the runtime's clock, removes up to `budget`
+    /// expired entries per table (returning their resources) and returns
+    /// pool items whose lease ran out, on the control connection.
+    func expire(now: Timestamp, budget: Int) -> Int {
+        let clock = now.nanoseconds
+        guard lastSweep == .min || clock &- lastSweep >= sweepInterval || clock < lastSweep else { return 0 }
+        lastSweep = clock
+        do {
+            // Lua numbers are doubles: keep the count an exact integer.
+            return try sweep(now: clock, budget: min(budget, 1 << 20))
+        } catch {
+            counts.sweepFailures += 1
+            control = nil
+            logger.warning("sweeping expired entries failed", metadata: ["redis": "\(endpoint)", "reason": "\(error)"])
+            return 0
+        }
+    }
+
+    func sweep(now: Int64, budget: Int) throws -> Int {
+        let control = try controlConnection()
+        let score = Int(now / 1_000_000)
+        for attempt in 0..<2 {
+            writer.reset()
+            func start(_ key: [UInt8], _ operation: RedisScript.Operation, _ arguments: Int) {
+                writer.command(4 + 3 + arguments)
+                writer.argument(Self.evalsha)
+                writer.argument(sha)
+                writer.argument(Self.one)
+                writer.argument(key)
+                writer.argument(Array(operation.rawValue.utf8))
+                writer.argument(prefix)
+                writer.deadline(now)
+            }
+            for table in tables.indices {
+                start(prefix + Array("d\(table)".utf8), .sweep, 4)
+                writer.argument(tableNumbers[table])
+                writer.argument(keySizes[table])
+                writer.argument(budget)
+                writer.argument(score)
+            }
+            for pool in pools.indices {
+                start(prefix + Array("l\(pool)".utf8), .reclaim, 3)
+                writer.argument(poolNumbers[pool])
+                writer.argument(budget)
+                writer.argument(score)
+            }
+            try control.send(writer.bytes, count: writer.count)
+            try control.flush()
+            var removed = 0
+            var forgotten = false
+            var failure: String? = nil
+            for index in 0..<(tables.count + pools.count) {
+                guard let reply = try control.nextReply(wait: endpoint.replyTimeout) else {
+                    throw RedisError(message: "no reply within \(Int(endpoint.replyTimeout * 1000)) ms")
+                }
+                defer { freeReplyObject(reply) }
+                switch reply.pointee.type {
+                case REDIS_REPLY_INTEGER:
+                    if index < tables.count { removed += Int(reply.pointee.integer) }
+                case REDIS_REPLY_ERROR where Self.text(reply).hasPrefix("NOSCRIPT"):
+                    forgotten = true
+                default:
+                    failure = Self.describe(reply)
+                }
+            }
+            if let failure { throw RedisError(message: failure) }
+            guard forgotten && attempt == 0 else { return removed }
+            counts.scriptReloads += 1
+            sha = try RedisStore.loadScript(control)
+        }
+        return 0
+    }
+
+    // MARK: Helpers
+
+    /// Monotonic seconds.
+    static func clock() -> Double {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+    }
+
+    static func text(_ reply: UnsafeMutablePointer<redisReply>) -> String {
+        guard let str = reply.pointee.str else { return "" }
+        return String(decoding: UnsafeRawBufferPointer(start: str, count: reply.pointee.len), as: UTF8.self)
+    }
+
+    static func describe(_ reply: UnsafeMutablePointer<redisReply>) -> String {
+        switch RedisConnection.convert(reply) {
+        case .error(let message): return "the error \(message)"
+        case let other: return "the unexpected reply \(other)"
+        }
+    }
+
+    static func rethrow<T>(_ body: () throws -> T) throws(RedisError) -> T {
+        do { return try body() } catch let error as RedisError { throw error } catch {
+            throw RedisError(message: "\(error)")
+        }
+    }
+}
