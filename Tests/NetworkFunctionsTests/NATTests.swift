@@ -1,13 +1,17 @@
+import Foundation
 import NetworkFunctions
 import StatelessKit
 import StatelessKitStore
+import StoreTestSupport
 import Testing
 
 /// The NAT, packet in and packets out per port, under a manual clock, on
-/// the embedded store. One port (0): direction from the internal prefixes.
+/// the embedded store or Redis. One port (0): direction from the internal
+/// prefixes.
 final class NATBench {
     let nat: NAT
-    let store = EmbeddedStore()
+    let store: any InspectableStore
+    let namespace = "nat-test-\(UUID())"
     let harness: GraphHarness
 
     static let hostA = IPv4Address(10, 0, 0, 1)
@@ -16,27 +20,28 @@ final class NATBench {
     static let server2 = IPv4Address(198, 51, 100, 8)
     static let external = [IPv4Address(203, 0, 113, 1), IPv4Address(203, 0, 113, 2)]
 
-    init(ports: String = "20000-20999", external: [IPv4Address] = NATBench.external, twoPorts: Bool = false,
+    init(_ kind: StoreKind, ports: String = "20000-20999", external: [IPv4Address] = NATBench.external, twoPorts: Bool = false,
          configure: (inout NATConfig) -> Void = { _ in }) throws {
         var config = NATConfig()
         config.external = external.map(\.description)
         config.ports = ports
         config.capacity = 10_000
-        config.namespace = "nat-test"
+        config.namespace = namespace
         if twoPorts {
             config.insidePort = 1
             config.outsidePort = 2
         }
         configure(&config)
         nat = NAT(try config.resolved())
+        store = try kind.make()
         harness = GraphHarness(graph: try nat.graph(), session: try store.makeSession(for: nat.state.schema))
     }
 
     func out(_ frame: [UInt8]) -> GraphHarness.Output { harness.send(frame, port: nat.insidePort) }
     func `in`(_ frame: [UInt8]) -> GraphHarness.Output { harness.send(frame, port: nat.outsidePort) }
 
-    var mappings: Int { store.statistics(namespace: "nat-test")!.tables["mappings"]!.entries }
-    var freePorts: Int { store.statistics(namespace: "nat-test")!.freeItems.values.reduce(0, +) }
+    var mappings: Int { try! store.statistics(namespace: namespace)!.tables["mappings"]!.entries }
+    var freePorts: Int { try! store.statistics(namespace: namespace)!.freeItems.values.reduce(0, +) }
 
     /// Sends a UDP packet out and returns the translated source.
     func udpOut(from host: IPv4Address, _ port: UInt16, to server: IPv4Address = server, _ serverPort: UInt16 = 53)
@@ -64,9 +69,9 @@ final class TestFrame {
 struct NATTests {
     typealias B = NATBench
 
-    @Test("endpoint-independent mapping: one inside endpoint keeps one outside endpoint for every destination")
-    func endpointIndependentMapping() throws {
-        let nat = try NATBench()
+    @Test("endpoint-independent mapping: one inside endpoint keeps one outside endpoint for every destination", arguments: StoreKind.available)
+    func endpointIndependentMapping(_ kind: StoreKind) throws {
+        let nat = try NATBench(kind)
         let first = try nat.udpOut(from: B.hostA, 5000, to: B.server, 53)
         let second = try nat.udpOut(from: B.hostA, 5000, to: B.server2, 123)
         #expect(first == second)
@@ -79,9 +84,9 @@ struct NATTests {
         #expect(back.ipv4Address(.destination) == B.hostA && back.port(.destination) == 5000)
     }
 
-    @Test("a translated packet equals the packet built with the new source, checksums included; and back")
-    func exactBytes() throws {
-        let nat = try NATBench()
+    @Test("a translated packet equals the packet built with the new source, checksums included; and back", arguments: StoreKind.available)
+    func exactBytes(_ kind: StoreKind) throws {
+        let nat = try NATBench(kind)
         let syn = PacketBuilder().ipv4(source: B.hostA, destination: B.server).tcp(source: 40000, destination: 443, flags: .syn)
         let sent = nat.out(syn).packets(on: nat.nat.outsidePort)
         let mapped = TestFrame(try #require(sent.first)).packet
@@ -94,9 +99,9 @@ struct NATTests {
             .tcp(source: 443, destination: 40000, acknowledgement: 1001, flags: [.syn, .ack])])
     }
 
-    @Test("paired pooling: a host keeps one external address; hosts spread over the addresses")
-    func pairedPooling() throws {
-        let nat = try NATBench()
+    @Test("paired pooling: a host keeps one external address; hosts spread over the addresses", arguments: StoreKind.available)
+    func pairedPooling(_ kind: StoreKind) throws {
+        let nat = try NATBench(kind)
         var addressOf: [IPv4Address: Set<IPv4Address>] = [:]
         for host in 1...40 {
             for port in [1000, 2000, 3000] as [UInt16] {
@@ -108,9 +113,9 @@ struct NATTests {
         #expect(Set(addressOf.values.flatMap { $0 }) == Set(B.external), "the hosts use both addresses")
     }
 
-    @Test("no external port is held by two live mappings; exhaustion is dropped and counted")
-    func exhaustion() throws {
-        let nat = try NATBench(ports: "30000-30009", external: [B.external[0]])
+    @Test("no external port is held by two live mappings; exhaustion is dropped and counted", arguments: StoreKind.available)
+    func exhaustion(_ kind: StoreKind) throws {
+        let nat = try NATBench(kind, ports: "30000-30009", external: [B.external[0]])
         var seen: Set<NATEndpoint> = []
         for port in 1...10 as ClosedRange<UInt16> {
             let mapped = try nat.udpOut(from: B.hostA, port)
@@ -130,9 +135,9 @@ struct NATTests {
         #expect(seen.contains(again), "an expired mapping's port is reused")
     }
 
-    @Test("unsolicited inbound traffic is dropped and counted")
-    func unsolicited() throws {
-        let nat = try NATBench()
+    @Test("unsolicited inbound traffic is dropped and counted", arguments: StoreKind.available)
+    func unsolicited(_ kind: StoreKind) throws {
+        let nat = try NATBench(kind)
         let probe = nat.in(PacketBuilder().ipv4(source: B.server, destination: B.external[0]).tcp(source: 1, destination: 20500, flags: .syn))
         #expect(probe.drops == ["unsolicited": 1] && probe.ports.isEmpty)
         let ping = nat.in(PacketBuilder().ipv4(source: B.server, destination: B.external[0]).icmpEcho(request: true, identifier: 9))
@@ -141,9 +146,9 @@ struct NATTests {
         #expect(stray.drops == ["notForNAT": 1])
     }
 
-    @Test("ICMP echo identifiers are translated like ports, and the reply comes back")
-    func icmpEcho() throws {
-        let nat = try NATBench()
+    @Test("ICMP echo identifiers are translated like ports, and the reply comes back", arguments: StoreKind.available)
+    func icmpEcho(_ kind: StoreKind) throws {
+        let nat = try NATBench(kind)
         let request = nat.out(PacketBuilder().ipv4(source: B.hostA, destination: B.server).icmpEcho(request: true, identifier: 777, payload: [1, 2, 3]))
         let sent = TestFrame(try #require(request.packets(on: nat.nat.outsidePort).first)).packet
         let id = try #require(sent.icmpIdentifier)
@@ -157,9 +162,9 @@ struct NATTests {
         #expect(nat.in(reply).drops == ["unsolicited": 1])
     }
 
-    @Test("ICMP errors about a translated flow are translated back: outer, quoted header, both checksums")
-    func icmpErrors() throws {
-        let nat = try NATBench()
+    @Test("ICMP errors about a translated flow are translated back: outer, quoted header, both checksums", arguments: StoreKind.available)
+    func icmpErrors(_ kind: StoreKind) throws {
+        let nat = try NATBench(kind)
         let original = PacketBuilder(rawIP: true).ipv4(source: B.hostA, destination: B.server, ttl: 1)
             .udp(source: 5000, destination: 33434, payload: Array(repeating: 0, count: 12))
         let mapped = try nat.udpOut(from: B.hostA, 5000, to: B.server, 33434)
@@ -184,9 +189,9 @@ struct NATTests {
         #expect(outError.packets(on: nat.nat.outsidePort) == [expected])
     }
 
-    @Test("an ICMP error never refreshes or removes a mapping")
-    func errorsDoNotRefresh() throws {
-        let nat = try NATBench()
+    @Test("an ICMP error never refreshes or removes a mapping", arguments: StoreKind.available)
+    func errorsDoNotRefresh(_ kind: StoreKind) throws {
+        let nat = try NATBench(kind)
         let mapped = try nat.udpOut(from: B.hostA, 5000)
         let quote = PacketBuilder(rawIP: true).ipv4(source: mapped.address, destination: B.server).udp(source: mapped.port, destination: 53)
         nat.harness.advance(seconds: 200)
@@ -201,9 +206,9 @@ struct NATTests {
         #expect(late.drops == ["unsolicited": 1])
     }
 
-    @Test("UDP mappings live 5 minutes (at most 1/32 more), refreshed by outbound packets only")
-    func udpTimeout() throws {
-        let nat = try NATBench()
+    @Test("UDP mappings live 5 minutes (at most 1/32 more), refreshed by outbound packets only", arguments: StoreKind.available)
+    func udpTimeout(_ kind: StoreKind) throws {
+        let nat = try NATBench(kind)
         let mapped = try nat.udpOut(from: B.hostA, 5000)
         let reply = PacketBuilder().ipv4(source: B.server, destination: mapped.address).udp(source: 53, destination: mapped.port)
         nat.harness.advance(seconds: 240)
@@ -218,9 +223,9 @@ struct NATTests {
         #expect(nat.in(reply2).packets(on: nat.nat.insidePort).count == 1, "an outbound packet refreshed it")
     }
 
-    @Test("TCP: established 2 h 4 min; transitory 4 min after RST, or FIN both ways, or before an answer")
-    func tcpTimeouts() throws {
-        let nat = try NATBench()
+    @Test("TCP: established 2 h 4 min; transitory 4 min after RST, or FIN both ways, or before an answer", arguments: StoreKind.available)
+    func tcpTimeouts(_ kind: StoreKind) throws {
+        let nat = try NATBench(kind)
         let b = PacketBuilder().ipv4(source: B.hostA, destination: B.server)
         func open(_ port: UInt16) throws -> NATEndpoint {
             let sent = nat.out(b.tcp(source: port, destination: 80, flags: .syn)).packets(on: nat.nat.outsidePort)
@@ -252,9 +257,9 @@ struct NATTests {
         #expect(inbound(established).drops == ["unsolicited": 1], "2 h 4 min (+ 1/32) idle")
     }
 
-    @Test("hairpinning: an inside host reaches another through its external mapping")
-    func hairpin() throws {
-        let nat = try NATBench()
+    @Test("hairpinning: an inside host reaches another through its external mapping", arguments: StoreKind.available)
+    func hairpin(_ kind: StoreKind) throws {
+        let nat = try NATBench(kind)
         let server = try nat.udpOut(from: B.hostA, 7000)  // A's mapping
         let sent = nat.out(PacketBuilder().ipv4(source: B.hostB, destination: server.address).udp(source: 8000, destination: server.port))
         let looped = TestFrame(try #require(sent.packets(on: nat.nat.insidePort).first, "\(sent.drops)")).packet
@@ -263,9 +268,9 @@ struct NATTests {
         #expect(looped.verifyChecksums().transport == .good && looped.verifyChecksums().ipv4Header == .good)
     }
 
-    @Test("fragments follow their first; a fragment before its first is dropped and counted")
-    func fragments() throws {
-        let nat = try NATBench()
+    @Test("fragments follow their first; a fragment before its first is dropped and counted", arguments: StoreKind.available)
+    func fragments(_ kind: StoreKind) throws {
+        let nat = try NATBench(kind)
         let b = PacketBuilder().ipv4(source: B.hostA, destination: B.server, identification: 4242, moreFragments: true)
         let first = nat.out(b.udp(source: 6000, destination: 53, payload: Array(repeating: 1, count: 32)))
         let mapped = TestFrame(try #require(first.packets(on: nat.nat.outsidePort).first)).packet
@@ -282,9 +287,9 @@ struct NATTests {
         #expect(nat.out(rest).drops == ["fragmentWithoutFirst": 1], "the fragment entry is short-lived")
     }
 
-    @Test("with two ports, the arrival port decides the direction")
-    func twoPorts() throws {
-        let nat = try NATBench(twoPorts: true) { $0.internal = ["100.64.0.0/10"] }
+    @Test("with two ports, the arrival port decides the direction", arguments: StoreKind.available)
+    func twoPorts(_ kind: StoreKind) throws {
+        let nat = try NATBench(kind, twoPorts: true) { $0.internal = ["100.64.0.0/10"] }
         let sent = nat.harness.send(PacketBuilder().ipv4(source: IPv4Address(172, 16, 9, 9), destination: B.server)
             .udp(source: 1, destination: 2), port: 1)
         #expect(sent.packets(on: 2).count == 1, "from the inside port, whatever the prefix")

@@ -9,7 +9,7 @@ import StatelessKit
 /// byte. Time is the capture's.
 public final class NATReplay {
     /// What a replay saw.
-    public struct Report: Sendable, Codable {
+    public struct Report: Sendable, Codable, Equatable {
         /// Packets read.
         public var packets = 0
         /// Packets from the inside.
