@@ -65,8 +65,9 @@ public final class RedisServer: @unchecked Sendable {
         self.process = process
         let deadline = Date().addingTimeInterval(10)
         while true {
+            // Any answer will do (a server with a password answers NOAUTH).
             if let connection = try? RedisConnection(RedisEndpoint(address: .unix(path: socketPath))),
-               case .status = (try? connection.command(["PING"])) ?? .null { break }
+               (try? connection.command(["PING"])) != nil { break }
             guard Date() < deadline, process.isRunning else {
                 stop(removing: true)
                 throw RedisServerError(description: "redis-server did not start on port \(port)")
@@ -81,7 +82,11 @@ public final class RedisServer: @unchecked Sendable {
     public func stop(removing: Bool = false) {
         if let process, process.isRunning {
             resume()
-            if let connection = try? RedisConnection(RedisEndpoint(address: .unix(path: socketPath))) {
+            var endpoint = RedisEndpoint(address: .unix(path: socketPath))
+            if let flag = arguments.firstIndex(of: "--requirepass"), flag + 1 < arguments.count {
+                endpoint.password = arguments[flag + 1]
+            }
+            if let connection = try? RedisConnection(endpoint) {
                 _ = try? connection.command(["SHUTDOWN", "NOSAVE"])
             }
             let deadline = Date().addingTimeInterval(3)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import NetworkFunctions
 import StatelessKit
 import StatelessKitStore
@@ -65,16 +66,32 @@ struct NATOptions: ParsableArguments {
     }
 }
 
-/// Where state lives: `memory` (the embedded store) or, later, a Redis URL.
+/// Where state lives: `memory` (the embedded store) or a Redis URL.
 struct StoreOptions: ParsableArguments {
-    @Option(help: "The state store: memory (the embedded store, the default).")
+    @Option(help: ArgumentHelp(
+        "The state store: memory (the embedded store, the default), redis://[user:password@]host:port[/db] or redis+unix:///path/to/socket[?db=N].",
+        discussion: "Redis URLs take options too: ?timeout=500ms&hold=200ms&connect_timeout=1s (Documentation/Redis.md)."))
     var store: String = "memory"
 
+    func validate() throws {
+        if store != "memory" { _ = try endpoint() }
+    }
+
+    func endpoint() throws -> RedisEndpoint {
+        do {
+            return try RedisEndpoint(url: store)
+        } catch {
+            throw ValidationError("--store \(error)")
+        }
+    }
+
     func makeStore() throws -> any StateStore {
-        switch store {
-        case "memory": return EmbeddedStore()
-        default:
-            throw ValidationError("--store \(store): only 'memory' is available in this build")
+        if store == "memory" { return EmbeddedStore() }
+        let endpoint = try endpoint()
+        do {
+            return try RedisStore(endpoint, logger: Logger(label: "statelessnf.redis"))
+        } catch {
+            throw ValidationError("--store: \(error)")
         }
     }
 }

@@ -22,6 +22,11 @@ enum SummaryPrinter {
             ("store round trips", "\(summary.roundTrips) (\(String(format: "%.2f", Double(summary.roundTrips) / Double(max(summary.batches, 1)))) per batch)"),
             ("elapsed", String(format: "%.3f s (%.2f Mpps)", summary.elapsed, rate)),
         ]
+        if let disconnects = summary.counters["store.disconnects"] {
+            rows.append(("store faults", "\(disconnects) disconnections, \(summary.counters["store.reconnects"] ?? 0) reconnections, "
+                         + "\(summary.counters["store.failedRequests"] ?? 0) failed requests, "
+                         + "\(summary.counters["store.heldRequests"] ?? 0) held"))
+        }
         rows += extra
         let malformed = summary.counters.filter { $0.key.hasPrefix("malformed.") }
         if !malformed.isEmpty { rows.append(("malformed", list(malformed))) }

@@ -37,6 +37,7 @@ public struct RunSummary: Sendable {
         self.packetsOut = packetsOut
         drops = runner.drops
         counters = runner.counters.all
+        counters.merge(runner.session?.statistics ?? [:], uniquingKeysWith: +)
         roundTrips = runner.roundTrips
         stateOperations = runner.stateOperations
         batches = runner.batchesIn

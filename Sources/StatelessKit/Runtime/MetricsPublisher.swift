@@ -30,6 +30,7 @@ public final class MetricsPublisher {
     /// Hands the counters' growth since the last call to swift-metrics.
     public func publish() {
         var current = runner.counters.all
+        current.merge(runner.session?.statistics ?? [:], uniquingKeysWith: +)
         current["packets.in"] = runner.packetsIn
         current["store.roundTrips"] = runner.roundTrips
         current["store.operations"] = runner.stateOperations

@@ -229,6 +229,16 @@ public final class StateRequest: @unchecked Sendable {
         while results.count < count { results.append(.empty) }
     }
 
+    /// Forgets the results and any failure, keeping the operations: for a
+    /// store that sends the request again.
+    @inlinable
+    public func clearResults() {
+        results.removeAll(keepingCapacity: true)
+        resultArenaCount = 0
+        failure = nil
+        prepareResults()
+    }
+
     /// Marks every operation failed, with `reason`.
     public func fail(_ reason: String) {
         failure = reason

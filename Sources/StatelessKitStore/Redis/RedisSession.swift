@@ -11,9 +11,10 @@ import StatelessKit
 /// in order, several requests in flight.
 ///
 /// When Redis is lost (a broken connection, or no reply within the reply
-/// timeout), the requests in flight fail (their packets are dropped and
-/// counted as `stateUnavailable`; what they wrote in Redis stays
-/// consistent), and the session reconnects with a backoff that doubles from
+/// timeout), the requests in flight that only read or move deadlines wait
+/// to be sent again; the others fail (their packets are dropped and counted
+/// as `stateUnavailable`; what they wrote in Redis stays consistent), and
+/// the session reconnects with a backoff that doubles from
 /// 10 ms to the endpoint's maximum. For the endpoint's `hold` after the
 /// loss, new requests wait for Redis (the runner stops admitting batches
 /// once all its slots wait, so nothing queues without bound); after that
@@ -429,7 +430,20 @@ final class RedisSession: StateSession {
         }
         lastFailure = "Redis at \(endpoint) is unavailable: \(reason)"
         nextAttempt = now + backoff
-        while let request = pending.popFirst() { fail(request, lastFailure) }
+        // Requests in flight may or may not have run. Those that only read
+        // or move deadlines can run again, so they wait with the others;
+        // the rest fail.
+        var again: [StateRequest] = []
+        while let request = pending.popFirst() {
+            if endpoint.hold > 0 && request.operations.allSatisfy({ $0.kind == .read || $0.kind == .touch }) {
+                request.clearResults()
+                counts.heldRequests += 1
+                again.append(request)
+            } else {
+                fail(request, lastFailure + " (with the request in flight)")
+            }
+        }
+        held.insert(contentsOf: again, at: 0)
     }
 
     /// Tries to connect again if the backoff has passed.

@@ -28,8 +28,11 @@ public final class RedisStore: StateStore, @unchecked Sendable {
         self.endpoint = endpoint
         self.logger = logger
         let connection = try RedisConnection(endpoint)
-        guard case .status("PONG") = try connection.command(["PING"]) else {
-            throw RedisError(message: "\(endpoint) did not answer PING")
+        switch try connection.command(["PING"]) {
+        case .status("PONG"): break
+        case .error(let message) where message.hasPrefix("NOAUTH"):
+            throw RedisError(message: "\(endpoint) wants a password (redis://:PASSWORD@host or redis://USER:PASSWORD@host): \(message)")
+        case let other: throw RedisError(message: "\(endpoint) answered PING with \(other)")
         }
     }
 

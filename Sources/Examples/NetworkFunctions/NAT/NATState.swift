@@ -108,6 +108,17 @@ public struct NATBinding: StateCodable, Hashable {
     }
 }
 
+extension NATBinding: CustomStringConvertible {
+    /// `tcp 10.0.0.1:40000 <-> 203.0.113.1:20001 [answered]`: the protocol,
+    /// both endpoints, and the TCP events seen.
+    public var description: String {
+        let name = [IPProtocol.tcp: "tcp", IPProtocol.udp: "udp", IPProtocol.icmp: "icmp"][ipProtocol] ?? "proto \(ipProtocol)"
+        let events = [(Flags.answered, "answered"), (.finInside, "fin inside"), (.finOutside, "fin outside"), (.reset, "reset")]
+            .filter { flags.contains($0.0) }.map(\.1)
+        return "\(name) \(inside) <-> \(outside)" + (events.isEmpty ? "" : " [\(events.joined(separator: ", "))]")
+    }
+}
+
 /// What lets a datagram's later fragments follow its first: the addresses,
 /// protocol and IP identification, on the side the fragment arrives from.
 public struct NATFragmentKey: StateCodable, Hashable {
