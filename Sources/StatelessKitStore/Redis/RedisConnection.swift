@@ -48,6 +48,10 @@ public enum RedisReply: Equatable, Sendable {
 /// hands back replies in order. Commands are never built with hiredis's
 /// variadic functions, which Swift cannot call, so arguments may hold any
 /// bytes.
+///
+/// Making a connection sets SIGPIPE to be ignored in the process, as
+/// hiredis asks of its users: a write to a connection Redis closed is then
+/// an error the session handles, not the end of the process.
 public final class RedisConnection {
     let context: UnsafeMutablePointer<redisContext>
     /// Where it is connected.
@@ -56,6 +60,7 @@ public final class RedisConnection {
     /// Connects to `endpoint`, authenticates and selects its database.
     public init(_ endpoint: RedisEndpoint) throws(RedisError) {
         self.endpoint = endpoint
+        _ = Self.ignoreBrokenPipes
         let connectLimit = Self.timeval(endpoint.connectTimeout)
         let made: UnsafeMutablePointer<redisContext>?
         switch endpoint.address {
@@ -92,6 +97,11 @@ public final class RedisConnection {
     }
 
     deinit { redisFree(context) }
+
+    /// Ignores SIGPIPE, once.
+    static let ignoreBrokenPipes: Void = {
+        signal(SIGPIPE, SIG_IGN)
+    }()
 
     /// Sends one command and waits for its reply. A reply that is an error
     /// comes back as ``RedisReply/error(_:)``; a broken connection or a
