@@ -158,6 +158,47 @@ struct RedisNATTests {
                 "every port a loser took went back: \(free) free, \(leased) leased")
     }
 
+    @Test("bench measures the store's own limit beside the NAT; inspect shows tables, pools and readable entries; a dead URL is a clear error",
+          .enabled(if: CommandTests.built, "skipped: .build/debug/statelessnf is not built (swift build)"))
+    func benchAndInspect() throws {
+        let server = try RedisServer()
+        let (status, output, error) = try CommandTests.run(["bench", "nat", "--store", server.url(), "--flows", "500",
+                                                            "--seconds", "0.3", "--json"])
+        #expect(status == 0, "\(error)")
+        let bench = try CommandTests.json(output)
+        #expect((bench["mpps"] as? Double ?? 0) > 0 && (bench["storeLimitKeysPerSecond"] as? Double ?? 0) > 0)
+        #expect((bench["shareOfStoreLimit"] as? Double ?? 0) > 0 && bench["store"] as? String == "redis")
+        #expect(bench["roundTripsPerBatch"] as? Double == 1 && bench["stateOperationsPerPacket"] as? Double == 1)
+        #expect(try server.command(["DBSIZE"]) == .integer(0), "the bench removed its deployment")
+
+        let capture = Self.folder.appendingPathComponent("inspect-\(UUID()).pcap").path
+        let out = capture + ".out.pcap"
+        defer { [capture, out].forEach { try? FileManager.default.removeItem(atPath: $0) } }
+        try FlowCapture.write(capture, flows: 40, rounds: 1)
+        let (ran, _, ranError) = try CommandTests.run(["run", "nat", "--input", "pcap:\(capture)", "--output", "pcap:\(out)",
+                                                       "--external", "203.0.113.9", "--store", server.unixURL])
+        #expect(ran == 0, "\(ranError)")
+        let (inspected, text, inspectError) = try CommandTests.run(["inspect", "--store", server.url(), "--nf", "nat",
+                                                                    "--sample", "3"])
+        #expect(inspected == 0, "\(inspectError)")
+        #expect(text.contains("deployment nat") && text.contains("mappings") && text.contains("<-> 203.0.113.9:"), "\(text)")
+        let (jsonStatus, json, _) = try CommandTests.run(["inspect", "--store", server.url(), "--json"])
+        #expect(jsonStatus == 0)
+        let reports = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]])
+        let tables = try #require(reports.first?["tables"] as? [[String: Any]])
+        #expect(tables.first { $0["name"] as? String == "mappings" }?["entries"] as? Int == 40)
+        let (missing, _, missingError) = try CommandTests.run(["inspect", "--store", server.url(), "--nf", "firewall"])
+        #expect(missing != 0 && missingError.contains("--nf firewall: no such deployment") && missingError.contains("nat"))
+
+        let port = try RedisServer.freePort()
+        let (refused, _, refusedError) = try CommandTests.run(["run", "nat", "--input", "pcap:\(capture)", "--output",
+                                                               "pcap:\(out)", "--external", "203.0.113.9", "--store", "redis://127.0.0.1:\(port)"])
+        #expect(refused != 0 && refusedError.contains("connecting to redis://127.0.0.1:\(port)"), "\(refusedError)")
+        let (badURL, _, badError) = try CommandTests.run(["run", "nat", "--input", "pcap:\(capture)", "--output",
+                                                          "pcap:\(out)", "--store", "redis://127.0.0.1:6379?timeout=never"])
+        #expect(badURL != 0 && badError.contains("timeout=never is not a duration"), "\(badError)")
+    }
+
     /// Runs the NAT over a capture of `flows` flows on `url`, doing
     /// `interruption` before batch 40.
     static func run(url: String, flows: Int, _ interruption: @escaping () -> Void) throws -> (RunSummary, FlowSink) {

@@ -65,16 +65,19 @@ struct BenchNAT: ParsableCommand {
         config.ports = "1024-65535"
         config.capacity = bench.flows + newFlows + 1024
         config.timeouts.udp = bench.newFlowRatio > 0 ? 2 : 300
-        config.namespace = "bench-nat"
-        let nat = NAT(try config.resolved())
         let store = try storeOptions.makeStore()
+        let redis = store as? RedisStore
+        // On a shared Redis, a deployment of its own, removed at the end.
+        config.namespace = redis == nil ? "bench-nat" : "bench-nat-\(getpid())"
+        let nat = NAT(try config.resolved())
         try store.prepare(nat.state.schema)
+        defer { try? redis?.removeDeployment(namespace: config.namespace) }
         let results = Results()
         let workers = bench.workers
         let flowsPerWorker = max(1, bench.flows / workers)
         let options = bench
         let batch = runtime.batch
-        let inFlight = runtime.inFlight
+        let inFlight = runtime.inFlight(for: store)
         var threads: [Thread] = []
         let done = DispatchGroup()
         for worker in 0..<workers {
@@ -102,6 +105,32 @@ struct BenchNAT: ParsableCommand {
         let allocationsPerPacket = Double(measuredAllocations) / packets
         let stats = (store as? EmbeddedStore)?.statistics(namespace: "bench-nat")
         let tableBytes = stats?.tables["mappings"]?.bytes ?? 0
+        // The store's own limit, on the same server in the same run: the
+        // NAT's reads and nothing else, as many connections as workers.
+        var limit: Double? = nil
+        if let redis {
+            let keys = try redis.recordKeys(namespace: config.namespace, table: nat.state.mappings.id, limit: 100_000)
+            let rates = Results()
+            let group = DispatchGroup()
+            for _ in 0..<workers {
+                group.enter()
+                Thread {
+                    defer { group.leave() }
+                    do {
+                        var share = RunSummary()
+                        share.packetsIn = Int(try RedisReadLimit.measure(redis.endpoint, keys: keys.shuffled(), batch: batch,
+                                                                         inFlight: inFlight, seconds: options.seconds))
+                        rates.add((share, 0))
+                    } catch {
+                        rates.fail("measuring the store's limit: \(error)")
+                    }
+                }.start()
+            }
+            group.wait()
+            if let failure = rates.failure { throw ValidationError(failure) }
+            limit = Double(rates.merged.packetsIn)
+        }
+        let readsPerPacket = Double(summary.stateOperations) / packets
         if bench.json {
             print(try SummaryPrinter.json(summary, extra: [
                 "mpps": mpps, "nsPerPacket": nsPerPacket, "allocationsPerPacket": allocationsPerPacket,
@@ -110,14 +139,25 @@ struct BenchNAT: ParsableCommand {
                 "flows": bench.flows, "workers": workers, "batch": batch, "packetSize": bench.packetSize,
                 "newFlowRatio": bench.newFlowRatio, "mappingsTableBytes": tableBytes,
                 "mappingsTableBytesPerFlow": Double(tableBytes) / Double(config.capacity),
+                "store": redis == nil ? "memory" : "redis",
+                "storeLimitKeysPerSecond": limit ?? 0,
+                "shareOfStoreLimit": limit.map { mpps * 1e6 * readsPerPacket / $0 } ?? 0,
             ]))
             return
         }
-        print(SummaryPrinter.render(summary, title: "bench nat: \(bench.flows) flows, \(bench.packetSize)-byte packets, new-flow ratio \(bench.newFlowRatio), \(workers) worker(s), batch \(batch)", ports: [0: "out"], extra: [
+        var rows = [
             ("rate", String(format: "%.2f Mpps, %.1f ns per packet per worker", mpps, nsPerPacket)),
             ("allocations", String(format: "%.4f per packet (%d in the measured loops)", allocationsPerPacket, measuredAllocations)),
-            ("mappings table", "\(tableBytes) bytes for \(config.capacity) entries (\(String(format: "%.1f", Double(tableBytes) / Double(config.capacity))) bytes per flow, both directions)"),
-        ]))
+        ]
+        if let limit {
+            rows.append(("store limit", String(format: "%.2f M keys/s: pipelined MGET of %d keys, %d in flight, %d connection(s), same server, same run",
+                                               limit / 1e6, batch, inFlight, workers)))
+            rows.append(("of the limit", String(format: "%.0f%% (%.2f M store operations/s)",
+                                                mpps * 1e6 * readsPerPacket / limit * 100, mpps * readsPerPacket)))
+        } else {
+            rows.append(("mappings table", "\(tableBytes) bytes for \(config.capacity) entries (\(String(format: "%.1f", Double(tableBytes) / Double(config.capacity))) bytes per flow, both directions)"))
+        }
+        print(SummaryPrinter.render(summary, title: "bench nat: \(bench.flows) flows, \(bench.packetSize)-byte packets, new-flow ratio \(bench.newFlowRatio), \(workers) worker(s), batch \(batch), store \(storeOptions.store)", ports: [0: "out"], extra: rows))
     }
 
     /// One worker: build, warm up, measure.

@@ -59,10 +59,11 @@ struct RunCommand: ParsableCommand {
                                                      uniquingKeysWith: { a, _ in a }))
         let inputPath = String(input.dropFirst(5))
         let summary: RunSummary
+        let inFlight = runtime.inFlight(for: store)
         if workers == 1 {
-            let pool = BufferPool(count: runtime.batch * (runtime.inFlight + 2), dataRoom: 9216)
+            let pool = BufferPool(count: runtime.batch * (inFlight + 2), dataRoom: 9216)
             let runner = GraphRunner(graph: graph, pool: pool, session: try store.makeSession(for: function.state.schema),
-                                     batchCapacity: runtime.batch, inFlight: runtime.inFlight)
+                                     batchCapacity: runtime.batch, inFlight: inFlight)
             let source = try CaptureSource(path: inputPath, port: function.insidePort)
             let driver = Driver(runner: runner, pool: pool, clock: .replay)
             var lastReport = Date()
@@ -75,7 +76,7 @@ struct RunCommand: ParsableCommand {
             }
         } else {
             let schema = function.state.schema
-            let batch = runtime.batch, inFlight = runtime.inFlight
+            let batch = runtime.batch
             let group = WorkerGroup(workers: workers, batch: batch, clock: .replay) { _, pool in
                 GraphRunner(graph: graph, pool: pool, session: try store.makeSession(for: schema),
                             batchCapacity: batch, inFlight: inFlight)
