@@ -62,15 +62,18 @@ public final class RedisStore: StateStore, @unchecked Sendable {
                                   + "there: \(other)\nhere: \(description)")
         }
         let sha = try Self.loadScript(connection)
+        var filled = 0
         for (id, pool) in schema.pools.enumerated() {
             let arguments: [[UInt8]] = [Array("EVALSHA".utf8), sha, Array("1".utf8), Array("\(prefix)p\(id)".utf8),
                                         Array("initpool".utf8), Array(prefix.utf8), [UInt8](repeating: 0, count: 8),
                                         Array("\(id)".utf8)] + pool.items
             let reply = try Self.check(connection.command(arguments), "filling pool \(pool.name)")
-            if case .integer(let filled) = reply, filled > 0 {
-                logger.info("filled pool", metadata: ["pool": "\(pool.name)", "items": "\(filled)",
-                                                      "deployment": "\(schema.namespace)"])
-            }
+            if case .integer(let items) = reply { filled += Int(items) }
+        }
+        if filled > 0 {
+            logger.info("filled the deployment's pools", metadata: [
+                "deployment": "\(schema.namespace)", "pools": "\(schema.pools.count)", "items": "\(filled)",
+                "redis": "\(endpoint)"])
         }
         lock.lock()
         prepared[schema.namespace] = description
