@@ -1,14 +1,16 @@
 // The example of Documentation/WritingAnNF.md, compiled and tested here so
 // that the guide stays true.
+import Foundation
 import StatelessKit
 import StatelessKitStore
+import StoreTestSupport
 import Testing
 
 // MARK: The NF
 
 /// Lets packets from the outside in only on flows the inside opened.
 struct ReturnTrafficOnly {
-    let schema = StateSchema(namespace: "return-only")
+    let schema = StateSchema(namespace: "return-only-\(UUID())")
     let flows: StateTable<FlowKey, UInt64>
     let timeout: Int64 = 60_000_000_000  // 60 s idle
 
@@ -71,11 +73,11 @@ struct GuideExampleTests {
     let host = IPv4Address(10, 0, 0, 5)
     let server = IPv4Address(192, 0, 2, 80)
 
-    @Test("replies pass, unsolicited packets do not, and flows expire")
-    func returnTrafficOnly() throws {
+    @Test("replies pass, unsolicited packets do not, and flows expire", arguments: StoreKind.available)
+    func returnTrafficOnly(_ kind: StoreKind) throws {
         let nf = ReturnTrafficOnly()
         let harness = GraphHarness(graph: try nf.graph(inside: 1, outside: 2),
-                                   session: try EmbeddedStore().makeSession(for: nf.schema))
+                                   session: try kind.make().makeSession(for: nf.schema))
         let request = PacketBuilder().ipv4(source: host, destination: server).tcp(source: 5555, destination: 80, flags: .syn)
         let reply = PacketBuilder().ipv4(source: server, destination: host).tcp(source: 80, destination: 5555, flags: [.syn, .ack])
 

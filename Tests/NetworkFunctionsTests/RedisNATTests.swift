@@ -199,6 +199,18 @@ struct RedisNATTests {
         #expect(badURL != 0 && badError.contains("timeout=never is not a duration"), "\(badError)")
     }
 
+    @Test("the failover demo on Redis: every flow keeps its mapping when its instance fails",
+          .enabled(if: CommandTests.built, "skipped: .build/debug/statelessnf is not built (swift build)"))
+    func demoOnRedis() throws {
+        let server = try RedisServer()
+        let (status, output, error) = try CommandTests.run(["demo", "--flows", "300", "--rounds", "4", "--json",
+                                                            "--store", server.url()])
+        #expect(status == 0, "\(error)")
+        let shared = try #require(try CommandTests.json(output)["sharedStore"] as? [String: Any])
+        #expect(shared["keptMapping"] as? Int == 300 && shared["lostForLackOfState"] as? Int == 0)
+        #expect(try server.command(["DBSIZE"]) == .integer(0), "the demo removed its deployment")
+    }
+
     /// Runs the NAT over a capture of `flows` flows on `url`, doing
     /// `interruption` before batch 40.
     static func run(url: String, flows: Int, _ interruption: @escaping () -> Void) throws -> (RunSummary, FlowSink) {

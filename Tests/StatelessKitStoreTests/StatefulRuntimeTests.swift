@@ -1,5 +1,7 @@
 import StatelessKit
+import Foundation
 import StatelessKitStore
+import StoreTestSupport
 import Testing
 
 /// Remembers each flow's first packet: a read, and on a miss an
@@ -38,12 +40,13 @@ struct FirstSeen: StatefulNode {
     }
 }
 
-@Suite("Stateful graphs on the embedded store")
+@Suite("Stateful graphs on the embedded store and on Redis")
 struct StatefulRuntimeTests {
-    @Test("batches park on the store, several in flight, and every packet comes out once")
-    func firstSeen() throws {
-        let store = EmbeddedStore()
-        let schema = StateSchema(namespace: "first-seen")
+    @Test("batches park on the store, several in flight, and every packet comes out once", arguments: StoreKind.available)
+    func firstSeen(_ kind: StoreKind) throws {
+        let store = try kind.make()
+        let namespace = "first-seen-\(UUID())"
+        let schema = StateSchema(namespace: namespace)
         let table = schema.table("flows", key: FlowKey.self, value: UInt64.self, capacity: 1000)
         let graph = try Graph("first-seen") { g in
             let parse = g.add(ParseNode())
@@ -90,7 +93,7 @@ struct StatefulRuntimeTests {
         #expect(out[1] == 10, "each flow is new once")
         #expect(out[2] == frames.count - 10)
         #expect(pool.available == 256)
-        #expect(store.statistics(namespace: "first-seen")?.tables["flows"]?.entries == 10)
+        #expect(try store.statistics(namespace: namespace)?.tables["flows"]?.entries == 10)
     }
 }
 
@@ -123,9 +126,10 @@ struct HostCounter: StatefulNode {
 
 @Suite("Declared keys and idle timeouts")
 struct DeclaredTableTests {
-    @Test("a table's keyOf and idleTimeout drive reads, inserts and refreshes")
-    func hostCounter() throws {
-        let schema = StateSchema(namespace: "hosts")
+    @Test("a table's keyOf and idleTimeout drive reads, inserts and refreshes", arguments: StoreKind.available)
+    func hostCounter(_ kind: StoreKind) throws {
+        let namespace = "hosts-\(UUID())"
+        let schema = StateSchema(namespace: namespace)
         let hosts = schema.table("hosts", key: IPAddress.self, value: UInt64.self, capacity: 100,
                                  idleTimeout: { _, count in count >= 3 ? 100_000_000_000 : 10_000_000_000 },
                                  keyOf: { $0.layout.network == .ipv4 ? $0.address(.source) : nil })
@@ -136,7 +140,7 @@ struct DeclaredTableTests {
             g.route(parse) { $0 == .ip ? counter as any Destination : g.drop("not ip") }
             g.route(counter) { $0 == .counted ? g.port(1) : g.drop("skipped") }
         }
-        let store = EmbeddedStore()
+        let store = try kind.make()
         let harness = GraphHarness(graph: graph, session: try store.makeSession(for: schema))
         let v4 = PacketBuilder().ipv4(source: IPv4Address(10, 0, 0, 1), destination: IPv4Address(10, 0, 0, 2)).udp(source: 1, destination: 2)
         let v6 = PacketBuilder().ipv6(source: IPv6Address("fd00::1")!, destination: IPv6Address("fd00::2")!).udp(source: 1, destination: 2)
@@ -151,9 +155,9 @@ struct DeclaredTableTests {
         // Now at 4: the long timeout applies; after 50 s it is still there.
         harness.advance(seconds: 50)
         harness.expire()
-        #expect(store.statistics(namespace: "hosts")?.tables["hosts"]?.entries == 1)
+        #expect(try store.statistics(namespace: namespace)?.tables["hosts"]?.entries == 1)
         harness.advance(seconds: 60)
         harness.expire()
-        #expect(store.statistics(namespace: "hosts")?.tables["hosts"]?.entries == 0)
+        #expect(try store.statistics(namespace: namespace)?.tables["hosts"]?.entries == 0)
     }
 }

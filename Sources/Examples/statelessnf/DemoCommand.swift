@@ -20,13 +20,21 @@ struct DemoCommand: ParsableCommand {
     @Flag(help: "Print a machine-readable JSON summary.")
     var json = false
 
+    @OptionGroup var storeOptions: StoreOptions
+
     func validate() throws {
         guard (2...200_000).contains(flows) else { throw ValidationError("--flows must be 2 to 200000") }
         guard (2...1000).contains(rounds) else { throw ValidationError("--rounds must be 2 to 1000") }
     }
 
     func run() throws {
-        let shared = try FailoverScenario.run(flows: flows, rounds: rounds, shareStore: true)
+        // The shared store: the embedded one, or Redis (in a deployment of
+        // its own, removed afterwards).
+        let store = try storeOptions.makeStore()
+        let namespace = store is RedisStore ? "demo-\(getpid())" : "demo"
+        defer { try? (store as? RedisStore)?.removeDeployment(namespace: namespace) }
+        let shared = try FailoverScenario.run(flows: flows, rounds: rounds, shareStore: true, store: store,
+                                              namespace: namespace)
         let separate = try FailoverScenario.run(flows: flows, rounds: rounds, shareStore: false)
         if json {
             let encoder = JSONEncoder()

@@ -30,8 +30,10 @@ public enum FailoverScenario {
     }
 
     /// Runs the scenario; `shareStore` decides whether the two instances use
-    /// one store or one each.
-    public static func run(flows: Int, rounds: Int, shareStore: Bool) throws -> Outcome {
+    /// one store (`store`, or a new embedded store) or an embedded store
+    /// each. The deployment is named `namespace`.
+    public static func run(flows: Int, rounds: Int, shareStore: Bool, store: (any StateStore)? = nil,
+                           namespace: String = "demo") throws -> Outcome {
         // Shared: both instances serve both external addresses from one
         // store. Traditional: each has its own address and its own state.
         func nat(_ external: [String]) throws -> NAT {
@@ -39,12 +41,12 @@ public enum FailoverScenario {
             config.external = external
             config.ports = "10000-60000"
             config.capacity = flows * 2 + 1024
-            config.namespace = "demo"
+            config.namespace = namespace
             return NAT(try config.resolved())
         }
         let addresses = ["203.0.113.1", "203.0.113.2"]
         let nats = shareStore ? [try nat(addresses), try nat(addresses)] : [try nat([addresses[0]]), try nat([addresses[1]])]
-        let storeA = EmbeddedStore()
+        let storeA = shareStore ? store ?? EmbeddedStore() : EmbeddedStore()
         let storeB = shareStore ? storeA : EmbeddedStore()
         let instances = [
             GraphHarness(graph: try nats[0].graph(), session: try storeA.makeSession(for: nats[0].state.schema)),
