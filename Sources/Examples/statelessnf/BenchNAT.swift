@@ -73,6 +73,7 @@ struct BenchNAT: ParsableCommand {
         try store.prepare(nat.state.schema)
         defer { try? redis?.removeDeployment(namespace: config.namespace) }
         let results = Results()
+        let namespace = config.namespace
         let workers = bench.workers
         let flowsPerWorker = max(1, bench.flows / workers)
         let options = bench
@@ -86,7 +87,8 @@ struct BenchNAT: ParsableCommand {
                 defer { done.leave() }
                 do {
                     results.add(try Self.work(worker: worker, flows: flowsPerWorker, nat: nat, store: store,
-                                              options: options, batch: batch, inFlight: inFlight))
+                                              options: options, batch: batch, inFlight: inFlight,
+                                              namespace: namespace))
                 } catch {
                     results.fail("\(error)")
                 }
@@ -105,31 +107,7 @@ struct BenchNAT: ParsableCommand {
         let allocationsPerPacket = Double(measuredAllocations) / packets
         let stats = (store as? EmbeddedStore)?.statistics(namespace: "bench-nat")
         let tableBytes = stats?.tables["mappings"]?.bytes ?? 0
-        // The store's own limit, on the same server in the same run: the
-        // NAT's reads and nothing else, as many connections as workers.
-        var limit: Double? = nil
-        if let redis {
-            let keys = try redis.recordKeys(namespace: config.namespace, table: nat.state.mappings.id, limit: 100_000)
-            let rates = Results()
-            let group = DispatchGroup()
-            for _ in 0..<workers {
-                group.enter()
-                Thread {
-                    defer { group.leave() }
-                    do {
-                        var share = RunSummary()
-                        share.packetsIn = Int(try RedisReadLimit.measure(redis.endpoint, keys: keys.shuffled(), batch: batch,
-                                                                         inFlight: inFlight, seconds: options.seconds))
-                        rates.add((share, 0))
-                    } catch {
-                        rates.fail("measuring the store's limit: \(error)")
-                    }
-                }.start()
-            }
-            group.wait()
-            if let failure = rates.failure { throw ValidationError(failure) }
-            limit = Double(rates.merged.packetsIn)
-        }
+        let limit = results.limitSeconds > 0 ? Double(results.limitKeys) / results.limitSeconds * Double(workers) : nil
         let readsPerPacket = Double(summary.stateOperations) / packets
         if bench.json {
             print(try SummaryPrinter.json(summary, extra: [
@@ -160,9 +138,12 @@ struct BenchNAT: ParsableCommand {
         print(SummaryPrinter.render(summary, title: "bench nat: \(bench.flows) flows, \(bench.packetSize)-byte packets, new-flow ratio \(bench.newFlowRatio), \(workers) worker(s), batch \(batch), store \(storeOptions.store)", ports: [0: "out"], extra: rows))
     }
 
-    /// One worker: build, warm up, measure.
+    /// One worker: build, warm up, measure. On Redis, the measurement
+    /// alternates with the store's own limit (a pipelined read loop of the
+    /// NAT's keys on a connection of its own, as many keys per MGET and as
+    /// many in flight), slice by slice, so that both see the same machine.
     static func work(worker: Int, flows: Int, nat: NAT, store: any StateStore, options: NFBenchOptions, batch: Int,
-                     inFlight: Int) throws -> (RunSummary, UInt64) {
+                     inFlight: Int, namespace: String) throws -> Measured {
         let pool = BufferPool(count: batch * (inFlight + 2), dataRoom: max(2048, options.packetSize))
         let runner = GraphRunner(graph: try nat.graph(), pool: pool, session: try store.makeSession(for: nat.state.schema),
                                  batchCapacity: batch, inFlight: inFlight)
@@ -234,24 +215,43 @@ struct BenchNAT: ParsableCommand {
         // Warm-up: every flow once.
         for _ in 0..<((flows + batch - 1) / batch + inFlight) { step() }
         while runner.inFlight > 0 { runner.advance(wait: true); runner.drain { _, p in pool.release(p) } }
+        let redis = store as? RedisStore
+        let limitKeys = try redis?.recordKeys(namespace: namespace, table: nat.state.mappings.id, limit: 100_000).shuffled()
+        var measured = Measured()
         let startPackets = runner.packetsIn, startTrips = runner.roundTrips, startOps = runner.stateOperations
         let startBatches = runner.batchesIn
         let startDrops = runner.drops
         let startAllocations = sk_allocation_count()
-        let start = Timestamp.wallClock()
-        let deadline = start.nanoseconds + Int64(seconds * 1e9)
-        var iterations = 0
+        var elapsedNanoseconds: Int64 = 0
         if let packetLimit {
+            let start = Timestamp.wallClock()
             while runner.packetsIn - startPackets < packetLimit { step() }
+            while runner.inFlight > 0 { runner.advance(wait: true); runner.drain { _, p in pool.release(p) } }
+            elapsedNanoseconds = Timestamp.wallClock().nanoseconds - start.nanoseconds
         } else {
-            repeat {
-                step()
-                iterations += 1
-            } while iterations & 63 != 0 || Timestamp.wallClock().nanoseconds < deadline
+            let slices = limitKeys == nil ? 1 : 6
+            for _ in 0..<slices {
+                let start = Timestamp.wallClock()
+                let deadline = start.nanoseconds + Int64(seconds * 1e9) / Int64(slices)
+                var iterations = 0
+                repeat {
+                    step()
+                    iterations += 1
+                } while iterations & 63 != 0 || Timestamp.wallClock().nanoseconds < deadline
+                while runner.inFlight > 0 { runner.advance(wait: true); runner.drain { _, p in pool.release(p) } }
+                elapsedNanoseconds += Timestamp.wallClock().nanoseconds - start.nanoseconds
+                if let redis, let limitKeys, !limitKeys.isEmpty {
+                    let allocationsBefore = sk_allocation_count()
+                    let (keys, took) = try RedisReadLimit.measure(redis.endpoint, keys: limitKeys, batch: batch,
+                                                                 inFlight: inFlight, seconds: seconds / Double(slices))
+                    measured.limitKeys += keys
+                    measured.limitSeconds += took
+                    measured.excludedAllocations += sk_allocation_count() - allocationsBefore
+                }
+            }
         }
-        while runner.inFlight > 0 { runner.advance(wait: true); runner.drain { _, p in pool.release(p) } }
-        let elapsed = Double(Timestamp.wallClock().nanoseconds - start.nanoseconds) / 1e9
-        let allocations = sk_allocation_count() - startAllocations
+        let elapsed = Double(elapsedNanoseconds) / 1e9
+        let allocations = sk_allocation_count() - startAllocations - measured.excludedAllocations
         var summary = RunSummary()
         summary.packetsIn = runner.packetsIn - startPackets
         summary.roundTrips = runner.roundTrips - startTrips
@@ -264,7 +264,19 @@ struct BenchNAT: ParsableCommand {
         summary.packetsOut = [0: summary.packetsIn - summary.drops.values.reduce(0, +)]
         summary.counters = runner.counters.all
         summary.elapsed = elapsed
-        return (summary, allocations)
+        measured.summary = summary
+        measured.allocations = allocations
+        return measured
+    }
+
+    /// What one worker measured.
+    struct Measured {
+        var summary = RunSummary()
+        var allocations: UInt64 = 0
+        /// The store's read limit: keys read, in seconds.
+        var limitKeys = 0
+        var limitSeconds = 0.0
+        var excludedAllocations: UInt64 = 0
     }
 
     /// Workers' results, gathered under a lock.
@@ -272,12 +284,16 @@ struct BenchNAT: ParsableCommand {
         let lock = NSLock()
         var merged = RunSummary()
         var measuredAllocations: UInt64 = 0
+        var limitKeys = 0
+        var limitSeconds = 0.0
         var failure: String? = nil
 
-        func add(_ result: (RunSummary, UInt64)) {
+        func add(_ result: Measured) {
             lock.lock()
-            merged.merge(result.0)
-            measuredAllocations += result.1
+            merged.merge(result.summary)
+            measuredAllocations += result.allocations
+            limitKeys += result.limitKeys
+            limitSeconds += result.limitSeconds
             lock.unlock()
         }
 

@@ -73,12 +73,33 @@ struct RESPWriter {
     /// An argument of `length` bytes, from two parts (a prefix and a key).
     mutating func argument(_ first: UnsafeRawPointer, _ firstLength: Int, _ second: UnsafeRawPointer? = nil,
                            _ secondLength: Int = 0) {
-        byte(UInt8(ascii: "$"))
-        decimal(firstLength + secondLength)
-        crlf()
-        raw(first, firstLength)
-        if let second { raw(second, secondLength) }
-        crlf()
+        let length = firstLength + secondLength
+        reserve(length + 24)
+        var at = bytes + count
+        at.storeBytes(of: UInt8(ascii: "$"), as: UInt8.self)
+        at += 1
+        if length < 10 {
+            at.storeBytes(of: UInt8(ascii: "0") + UInt8(length), as: UInt8.self)
+            at += 1
+        } else if length < 100 {
+            at.storeBytes(of: UInt8(ascii: "0") + UInt8(length / 10), as: UInt8.self)
+            at.storeBytes(of: UInt8(ascii: "0") + UInt8(length % 10), toByteOffset: 1, as: UInt8.self)
+            at += 2
+        } else {
+            count = at - bytes
+            decimal(length)
+            at = bytes + count
+        }
+        at.storeBytes(of: 0x0A0D, as: UInt16.self)
+        at += 2
+        at.copyMemory(from: first, byteCount: firstLength)
+        at += firstLength
+        if let second {
+            at.copyMemory(from: second, byteCount: secondLength)
+            at += secondLength
+        }
+        at.storeBytes(of: 0x0A0D, as: UInt16.self)
+        count = at + 2 - bytes
     }
 
     /// An argument of bytes.

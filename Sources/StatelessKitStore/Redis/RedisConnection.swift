@@ -56,6 +56,8 @@ public final class RedisConnection {
     let context: UnsafeMutablePointer<redisContext>
     /// Where it is connected.
     public let endpoint: RedisEndpoint
+    /// Where replies are built once ``useArena()`` was called.
+    var arena: ReplyArena? = nil
 
     /// Connects to `endpoint`, authenticates and selects its database.
     public init(_ endpoint: RedisEndpoint) throws(RedisError) {
@@ -107,6 +109,7 @@ public final class RedisConnection {
     /// comes back as ``RedisReply/error(_:)``; a broken connection or a
     /// timeout throws.
     public func command(_ arguments: [[UInt8]]) throws(RedisError) -> RedisReply {
+        precondition(arena == nil, "a connection whose replies go to an arena reads them with nextNode")
         let status: Int32 = arguments.withPointers { argv, lengths in
             redisAppendCommandArgv(context, Int32(arguments.count), argv, lengths)
         }
@@ -126,6 +129,41 @@ public final class RedisConnection {
 
     // MARK: Pipelining
 
+    /// From now on, replies are built in an arena (no allocation per
+    /// reply): read them with ``nextNode(wait:)``, not ``command(_:)``.
+    func useArena() {
+        // Reads and writes no longer block: a read with nothing to read
+        // costs one system call, and a poll only when the caller waits.
+        let flags = fcntl(context.pointee.fd, F_GETFL)
+        _ = fcntl(context.pointee.fd, F_SETFL, flags | O_NONBLOCK)
+        context.pointee.flags &= ~Int32(REDIS_BLOCK)
+        let arena = ReplyArena()
+        self.arena = arena
+        context.pointee.reader.pointee.fn = ReplyArena.functions
+        context.pointee.reader.pointee.privdata = Unmanaged.passUnretained(arena).toOpaque()
+    }
+
+    /// The next reply, as a node of the arena (valid until the next call),
+    /// waiting up to `wait` seconds; `nil` when none came in time.
+    func nextNode(wait: Double) throws(RedisError) -> Int? {
+        var raw: UnsafeMutableRawPointer? = nil
+        guard redisGetReplyFromReader(context, &raw) == REDIS_OK else { throw protocolError() }
+        if let raw { return arena!.node(raw) }
+        guard redisBufferRead(context) == REDIS_OK else {
+            throw RedisError(message: "\(endpoint): \(Self.errorString(context))")
+        }
+        guard redisGetReplyFromReader(context, &raw) == REDIS_OK else { throw protocolError() }
+        if let raw { return arena!.node(raw) }
+        guard wait > 0 else { return nil }
+        var descriptor = pollfd(fd: context.pointee.fd, events: Int16(POLLIN), revents: 0)
+        guard Glibc.poll(&descriptor, 1, Int32((wait * 1000).rounded(.up))) > 0 else { return nil }
+        guard redisBufferRead(context) == REDIS_OK else {
+            throw RedisError(message: "\(endpoint): \(Self.errorString(context))")
+        }
+        guard redisGetReplyFromReader(context, &raw) == REDIS_OK else { throw protocolError() }
+        return raw.map { arena!.node($0) }
+    }
+
     /// Queues `count` bytes of RESP (one or more commands) for ``flush()``.
     func send(_ bytes: UnsafeRawPointer, count: Int) throws(RedisError) {
         guard redisAppendFormattedCommand(context, bytes.assumingMemoryBound(to: CChar.self), count) == REDIS_OK else {
@@ -133,12 +171,18 @@ public final class RedisConnection {
         }
     }
 
-    /// Writes everything queued.
+    /// Writes everything queued, waiting up to the reply timeout for room
+    /// when the socket is full.
     func flush() throws(RedisError) {
         var done: Int32 = 0
-        while done == 0 {
+        while true {
             guard redisBufferWrite(context, &done) == REDIS_OK else {
                 throw RedisError(message: "\(endpoint): \(Self.errorString(context))")
+            }
+            if done != 0 { return }
+            var descriptor = pollfd(fd: context.pointee.fd, events: Int16(POLLOUT), revents: 0)
+            guard Glibc.poll(&descriptor, 1, Int32((endpoint.replyTimeout * 1000).rounded(.up))) > 0 else {
+                throw RedisError(message: "\(endpoint): could not send within \(Int(endpoint.replyTimeout * 1000)) ms")
             }
         }
     }

@@ -7,11 +7,14 @@ import StatelessKit
 public enum RedisReadLimit {
     /// Reads `keys` round and round for `seconds`: one `MGET` of `batch`
     /// keys per command, `inFlight` commands in flight on one connection,
-    /// as a worker's session sends them. Returns keys read per second.
+    /// as a worker's session sends them. Returns the keys read and the
+    /// seconds it took.
     public static func measure(_ endpoint: RedisEndpoint, keys: [[UInt8]], batch: Int, inFlight: Int,
-                               seconds: Double) throws -> Double {
+                               seconds: Double) throws -> (keys: Int, seconds: Double) {
         precondition(!keys.isEmpty && batch > 0 && inFlight > 0, "keys, a batch and room in flight")
         let connection = try RedisConnection(endpoint)
+        connection.useArena()
+        let arena = connection.arena!
         var writer = RESPWriter()
         defer { writer.deallocate() }
         var cursor = 0
@@ -32,21 +35,18 @@ public enum RedisReadLimit {
         var answered = 0
         var now = start
         while now < end {
-            guard let reply = try connection.nextReply(wait: endpoint.replyTimeout) else {
+            guard let reply = try connection.nextNode(wait: endpoint.replyTimeout) else {
                 throw RedisError(message: "\(endpoint): no reply within \(Int(endpoint.replyTimeout * 1000)) ms")
             }
-            let elements = reply.pointee.type == REDIS_REPLY_ARRAY ? Int(reply.pointee.elements) : -1
-            freeReplyObject(reply)
+            let elements = arena.type(reply) == REDIS_REPLY_ARRAY ? arena.elements(reply) : -1
             guard elements == batch else { throw RedisError(message: "\(endpoint): MGET answered something else") }
             answered += 1
             try send()
             if answered & 15 == 0 { now = Timestamp.wallClock().nanoseconds }
         }
         let elapsed = Double(Timestamp.wallClock().nanoseconds - start) / 1e9
-        for _ in 0..<inFlight {
-            if let reply = try connection.nextReply(wait: endpoint.replyTimeout) { freeReplyObject(reply) }
-        }
-        return Double(answered * batch) / elapsed
+        for _ in 0..<inFlight { _ = try connection.nextNode(wait: endpoint.replyTimeout) }
+        return (answered * batch, elapsed)
     }
 }
 

@@ -36,20 +36,24 @@ final class RedisSession: StateSession {
     let keySizes: [[UInt8]]
     let capacities: [[UInt8]]
     let poolNumbers: [[UInt8]]
+    /// Key and value sizes per table, for the packet path (reading a
+    /// `TableDescription` copies its name and closures).
+    let keyLengths: UnsafeMutableBufferPointer<Int>
+    let valueLengths: UnsafeMutableBufferPointer<Int>
     let grace: Int64
     let lease: Int64
     let sweepInterval: Int64
 
-    var connection: RedisConnection?
+    @exclusivity(unchecked) var connection: RedisConnection?
     /// A second connection for sweeps and for rerunning an operation whose
     /// script Redis had forgotten; opened when first needed.
     var control: RedisConnection?
-    var sha: [UInt8]
-    var writer = RESPWriter()
-    var resource: [UInt8] = []
+    @exclusivity(unchecked) var sha: [UInt8]
+    @exclusivity(unchecked) var writer = RESPWriter()
+    @exclusivity(unchecked) var resource: [UInt8] = []
     /// Requests sent, oldest first, and how far the oldest one's replies came.
-    var pending = Deque<StateRequest>()
-    var cursor = 0
+    @exclusivity(unchecked) var pending = Deque<StateRequest>()
+    @exclusivity(unchecked) var cursor = 0
     /// Requests waiting for Redis to come back.
     var held: [StateRequest] = []
     @exclusivity(unchecked) var answered: [StateRequest] = []
@@ -59,7 +63,7 @@ final class RedisSession: StateSession {
     var backoff = 0.01
     var lastFailure = ""
     var lastSweep = Int64.min
-    var counts = Statistics()
+    @exclusivity(unchecked) var counts = Statistics()
 
     struct Statistics {
         var disconnects = 0
@@ -85,16 +89,27 @@ final class RedisSession: StateSession {
         keySizes = schema.tables.map { Array("\($0.keySize)".utf8) }
         capacities = schema.tables.map { Array("\($0.capacity)".utf8) }
         poolNumbers = schema.pools.indices.map { Array("\($0)".utf8) }
+        keyLengths = .allocate(capacity: max(schema.tables.count, 1))
+        valueLengths = .allocate(capacity: max(schema.tables.count, 1))
+        for (i, table) in schema.tables.enumerated() {
+            keyLengths[i] = table.keySize
+            valueLengths[i] = table.valueSize
+        }
         grace = Int64(endpoint.grace * 1e9)
         lease = Int64(endpoint.lease * 1e9)
         sweepInterval = Int64(endpoint.sweepInterval * 1e9)
         let connection = try RedisConnection(endpoint)
         sha = try RedisStore.loadScript(connection)
+        connection.useArena()
         self.connection = connection
         answered.reserveCapacity(16)
     }
 
-    deinit { writer.deallocate() }
+    deinit {
+        writer.deallocate()
+        keyLengths.deallocate()
+        valueLengths.deallocate()
+    }
 
     var statistics: [String: Int] {
         ["store.disconnects": counts.disconnects, "store.reconnects": counts.reconnects,
@@ -122,12 +137,13 @@ final class RedisSession: StateSession {
         }
         writer.reset()
         encode(request)
+        pending.append(request)
         do {
+            // Written at once, so that Redis works on it while this worker
+            // goes on with other batches.
             try connection.send(writer.bytes, count: writer.count)
             try connection.flush()
-            pending.append(request)
         } catch {
-            pending.append(request)
             lost(error.message)
         }
     }
@@ -145,7 +161,7 @@ final class RedisSession: StateSession {
                     writer.argument(Self.mget)
                     for op in operations[index..<end] {
                         writer.argument(recordPrefixes[Int(op.table)], request.bytes(at: op.key),
-                                        tables[Int(op.table)].keySize)
+                                        keyLengths[Int(op.table)])
                     }
                     index = end
                 } else {
@@ -271,15 +287,14 @@ final class RedisSession: StateSession {
             if let connection, !pending.isEmpty {
                 let blocking = wait && answered.isEmpty
                 do {
-                    guard let reply = try connection.nextReply(wait: blocking ? endpoint.replyTimeout : 0) else {
+                    guard let node = try connection.nextNode(wait: blocking ? endpoint.replyTimeout : 0) else {
                         if blocking {
                             lost("no reply within \(Int(endpoint.replyTimeout * 1000)) ms")
                             continue
                         }
                         return
                     }
-                    defer { freeReplyObject(reply) }
-                    take(reply)
+                    take(node, connection.arena.unsafelyUnwrapped)
                 } catch {
                     lost(error.message)
                 }
@@ -304,89 +319,105 @@ final class RedisSession: StateSession {
     }
 
     /// Takes one reply for the oldest pending request.
-    func take(_ reply: UnsafeMutablePointer<redisReply>) {
+    func take(_ reply: Int, _ arena: ReplyArena) {
         guard let request = pending.first else { return }
-        let operations = request.operations
-        let op = operations[cursor]
-        if op.kind == .read {
+        let count = request.operations.count
+        if request.operations[cursor].kind == .read {
             var end = cursor + 1
-            while end < operations.count && operations[end].kind == .read { end += 1 }
-            let r = reply.pointee
-            if r.type == REDIS_REPLY_ARRAY && Int(r.elements) == end - cursor {
-                for i in cursor..<end { readResult(i, r.element[i - cursor]!, request) }
+            while end < count && request.operations[end].kind == .read { end += 1 }
+            if arena.type(reply) == REDIS_REPLY_ARRAY && arena.elements(reply) == end - cursor {
+                for i in cursor..<end { readResult(i, arena.element(reply, i - cursor), arena, request) }
             } else {
-                request.failure = request.failure ?? "Redis answered MGET with \(Self.describe(reply))"
+                request.failure = request.failure ?? "Redis answered MGET with \(Self.describe(arena.reply(reply)))"
             }
             cursor = end
         } else {
-            scriptResult(cursor, reply, request)
+            scriptResult(cursor, reply, arena, request)
             cursor += 1
         }
-        if cursor == operations.count {
+        if cursor == count {
             pending.removeFirst()
             cursor = 0
             if let failure = request.failure { fail(request, failure) } else { answered.append(request) }
         }
     }
 
-    func readResult(_ index: Int, _ element: UnsafeMutablePointer<redisReply>, _ request: StateRequest) {
-        let e = element.pointee
-        if e.type == REDIS_REPLY_NIL { return }
-        let description = tables[Int(request.operations[index].table)]
-        guard e.type == REDIS_REPLY_STRING, let record = UnsafeRawPointer(e.str),
-              let offset = RedisLayout.valueOffset(record, count: e.len, keySize: description.keySize),
-              e.len - offset == description.valueSize else {
-            request.failure = request.failure ?? "a malformed record in table \(description.name): \(Self.describe(element))"
+    @inline(__always)
+    func readResult(_ index: Int, _ element: Int, _ arena: ReplyArena, _ request: StateRequest) {
+        let type = arena.type(element)
+        if type == REDIS_REPLY_NIL { return }
+        let table = Int(request.operations[index].table)
+        let valueSize = valueLengths[table]
+        let (record, count) = arena.string(element)
+        guard type == REDIS_REPLY_STRING,
+              let offset = RedisLayout.valueOffset(record, count: count, keySize: keyLengths[table]),
+              count - offset == valueSize else {
+            request.failure = request.failure
+                ?? "a malformed record in table \(tables[table].name): \(Self.describe(arena.reply(element)))"
             return
         }
         let deadline = RedisLayout.decodeDeadline(record)
         guard deadline >= request.now.nanoseconds else { return }
-        request.results[index] = StateResult(status: .ok, value: request.storeResult(record + offset, count: description.valueSize),
+        request.results[index] = StateResult(status: .ok, value: request.storeResult(record + offset, count: valueSize),
                                              deadline: deadline)
     }
 
-    func scriptResult(_ index: Int, _ reply: UnsafeMutablePointer<redisReply>, _ request: StateRequest) {
-        var reply = reply
-        var rerun: UnsafeMutablePointer<redisReply>? = nil
-        defer { if let rerun { freeReplyObject(rerun) } }
-        if reply.pointee.type == REDIS_REPLY_ERROR && Self.text(reply).hasPrefix("NOSCRIPT") {
+    func scriptResult(_ index: Int, _ reply: Int, _ arena: ReplyArena, _ request: StateRequest) {
+        if arena.type(reply) == REDIS_REPLY_ERROR && arena.text(reply).hasPrefix("NOSCRIPT") {
             // Redis restarted or its scripts were flushed: the operation did
             // not run. Load the script again and run the operation once more.
             counts.scriptReloads += 1
             logger.notice("Redis lost the state script; loading it again", metadata: ["redis": "\(endpoint)"])
             do {
-                rerun = try runOnControl(index, request)
-                reply = rerun!
+                scriptResult(index, try runOnControl(index, request), request)
             } catch {
                 request.failure = request.failure ?? error.description
-                return
             }
+            return
         }
-        let r = reply.pointee
-        guard r.type == REDIS_REPLY_ARRAY, r.elements == 4,
-              r.element[0]!.pointee.type == REDIS_REPLY_INTEGER,
-              let status = StateStatus(rawValue: UInt8(clamping: r.element[0]!.pointee.integer)) else {
-            let op = request.operations[index]
-            request.failure = request.failure ?? "Redis answered \(op.kind) with \(Self.describe(reply))"
+        guard arena.type(reply) == REDIS_REPLY_ARRAY, arena.elements(reply) == 4,
+              arena.type(arena.element(reply, 0)) == REDIS_REPLY_INTEGER,
+              let status = StateStatus(rawValue: UInt8(clamping: arena.integer(arena.element(reply, 0)))) else {
+            scriptResult(index, arena.reply(reply), request)
             return
         }
         var result = StateResult(status: status)
-        let value = r.element[1]!.pointee
-        if value.type == REDIS_REPLY_STRING {
-            result.value = request.storeResult(UnsafeRawPointer(value.str!), count: value.len)
+        let value = arena.element(reply, 1)
+        if arena.type(value) == REDIS_REPLY_STRING {
+            let (bytes, count) = arena.string(value)
+            result.value = request.storeResult(bytes, count: count)
         }
-        let deadline = r.element[2]!.pointee
-        if deadline.type == REDIS_REPLY_STRING && deadline.len == 8 {
-            result.deadline = RedisLayout.decodeDeadline(UnsafeRawPointer(deadline.str!))
+        let deadline = arena.element(reply, 2)
+        if arena.type(deadline) == REDIS_REPLY_STRING, case let (bytes, 8) = arena.string(deadline) {
+            result.deadline = RedisLayout.decodeDeadline(bytes)
         }
-        let integer = r.element[3]!.pointee
-        if integer.type == REDIS_REPLY_INTEGER { result.integer = integer.integer }
+        let integer = arena.element(reply, 3)
+        if arena.type(integer) == REDIS_REPLY_INTEGER { result.integer = arena.integer(integer) }
+        request.results[index] = result
+    }
+
+    /// A script's reply as a value (from the control connection, or one
+    /// of an unexpected shape).
+    func scriptResult(_ index: Int, _ reply: RedisReply, _ request: StateRequest) {
+        guard case .array(let parts) = reply, parts.count == 4, case .integer(let code) = parts[0],
+              let status = StateStatus(rawValue: UInt8(clamping: code)) else {
+            request.failure = request.failure ?? "Redis answered \(request.operations[index].kind) with \(Self.describe(reply))"
+            return
+        }
+        var result = StateResult(status: status)
+        if case .bulk(let value) = parts[1] {
+            result.value = value.withUnsafeBytes { request.storeResult($0.baseAddress!, count: $0.count) }
+        }
+        if case .bulk(let deadline) = parts[2], deadline.count == 8 {
+            result.deadline = deadline.withUnsafeBytes { RedisLayout.decodeDeadline($0.baseAddress!) }
+        }
+        if case .integer(let integer) = parts[3] { result.integer = integer }
         request.results[index] = result
     }
 
     /// Loads the script and runs operation `index` of `request` on the
     /// control connection; returns the reply.
-    func runOnControl(_ index: Int, _ request: StateRequest) throws(RedisError) -> UnsafeMutablePointer<redisReply> {
+    func runOnControl(_ index: Int, _ request: StateRequest) throws(RedisError) -> RedisReply {
         let control = try controlConnection()
         sha = try Self.rethrow { try RedisStore.loadScript(control) }
         writer.reset()
@@ -397,7 +428,8 @@ final class RedisSession: StateSession {
             self.control = nil
             throw RedisError(message: "\(endpoint): no reply within \(Int(endpoint.replyTimeout * 1000)) ms")
         }
-        return reply
+        defer { freeReplyObject(reply) }
+        return RedisConnection.convert(reply)
     }
 
     func controlConnection() throws(RedisError) -> RedisConnection {
@@ -453,6 +485,7 @@ final class RedisSession: StateSession {
         do {
             let fresh = try RedisConnection(endpoint)
             sha = try Self.rethrow { try RedisStore.loadScript(fresh) }
+            fresh.useArena()
             connection = fresh
             counts.reconnects += 1
             logger.notice("Redis is back", metadata: [
@@ -560,7 +593,11 @@ final class RedisSession: StateSession {
     }
 
     static func describe(_ reply: UnsafeMutablePointer<redisReply>) -> String {
-        switch RedisConnection.convert(reply) {
+        describe(RedisConnection.convert(reply))
+    }
+
+    static func describe(_ reply: RedisReply) -> String {
+        switch reply {
         case .error(let message): return "the error \(message)"
         case let other: return "the unexpected reply \(other)"
         }
