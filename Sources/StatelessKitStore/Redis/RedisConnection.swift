@@ -43,9 +43,10 @@ public enum RedisReply: Equatable, Sendable {
 /// One connection to a Redis server through hiredis.
 ///
 /// ``command(_:)-([[UInt8]])`` sends one command and waits for its reply.
-/// Sessions pipeline instead: ``send(_:count:)`` queues bytes of RESP that
-/// they wrote themselves, ``flush()`` writes them, and ``nextReply(wait:)``
-/// hands back replies in order. Commands are never built with hiredis's
+/// Sessions pipeline instead: they write RESP themselves and send it in one
+/// piece (straight to the socket on a session's connection, whose replies
+/// hiredis builds in a reused arena; through hiredis's buffer on the others),
+/// then take replies in order. Commands are never built with hiredis's
 /// variadic functions, which Swift cannot call, so arguments may hold any
 /// bytes.
 ///
@@ -141,6 +142,28 @@ public final class RedisConnection {
         self.arena = arena
         context.pointee.reader.pointee.fn = ReplyArena.functions
         context.pointee.reader.pointee.privdata = Unmanaged.passUnretained(arena).toOpaque()
+    }
+
+    /// Writes `count` bytes of RESP straight to the socket (no copy into
+    /// hiredis's buffer, no allocation), waiting up to the reply timeout
+    /// for room when it is full. For connections that ``useArena()``.
+    func write(_ bytes: UnsafeRawPointer, count: Int) throws(RedisError) {
+        var written = 0
+        while written < count {
+            let sent = Glibc.send(context.pointee.fd, bytes + written, count - written, Int32(MSG_NOSIGNAL))
+            if sent > 0 {
+                written += sent
+                continue
+            }
+            if sent < 0 && errno == EINTR { continue }
+            guard sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) else {
+                throw RedisError(message: "\(endpoint): \(String(cString: strerror(errno)))")
+            }
+            var descriptor = pollfd(fd: context.pointee.fd, events: Int16(POLLOUT), revents: 0)
+            guard Glibc.poll(&descriptor, 1, Int32((endpoint.replyTimeout * 1000).rounded(.up))) > 0 else {
+                throw RedisError(message: "\(endpoint): could not send within \(Int(endpoint.replyTimeout * 1000)) ms")
+            }
+        }
     }
 
     /// The next reply, as a node of the arena (valid until the next call),

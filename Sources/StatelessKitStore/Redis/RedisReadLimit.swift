@@ -26,8 +26,7 @@ public enum RedisReadLimit {
                 writer.argument(keys[cursor])
                 cursor = cursor + 1 == keys.count ? 0 : cursor + 1
             }
-            try connection.send(writer.bytes, count: writer.count)
-            try connection.flush()
+            try connection.write(writer.bytes, count: writer.count)
         }
         for _ in 0..<inFlight { try send() }
         let start = Timestamp.wallClock().nanoseconds

@@ -141,8 +141,7 @@ final class RedisSession: StateSession {
         do {
             // Written at once, so that Redis works on it while this worker
             // goes on with other batches.
-            try connection.send(writer.bytes, count: writer.count)
-            try connection.flush()
+            try connection.write(writer.bytes, count: writer.count)
         } catch {
             lost(error.message)
         }
