@@ -38,3 +38,33 @@ public protocol InspectableStore: StateStore {
     /// such deployment.
     func statistics(namespace: String) throws -> StoreStatistics?
 }
+
+
+/// A session's requests that have been answered and not yet handed back.
+final class AnsweredRequests {
+    @exclusivity(unchecked) private var requests: [StateRequest] = []
+
+    init() { requests.reserveCapacity(16) }
+
+    /// Adds an answered request.
+    @inline(__always)
+    func append(_ request: StateRequest) { requests.append(request) }
+
+    /// Whether there are none.
+    var isEmpty: Bool { requests.isEmpty }
+
+    /// Hands each to `handle`, oldest first, and forgets them; returns how
+    /// many there were. Handling a request may submit the next step of its
+    /// batch, which a store that answers at once appends here: those are
+    /// handed over too.
+    func handOver(_ handle: (StateRequest) -> Void) -> Int {
+        let count = requests.count
+        var index = 0
+        while index < requests.count {
+            handle(requests[index])
+            index += 1
+        }
+        requests.removeAll(keepingCapacity: true)
+        return count
+    }
+}

@@ -87,7 +87,7 @@ final class EmbeddedSession: StateSession {
     /// The deployment's tables, unretained (the deployment keeps them), so
     /// that an operation costs no reference counting.
     let tables: [Unmanaged<EmbeddedTable>]
-    @exclusivity(unchecked) var answered: [StateRequest] = []
+    let answered = AnsweredRequests()
     var sweepTable = 0
     var sweepShard = 0
     /// The keys of the entries a sweep found expired, back to back (reused).
@@ -96,7 +96,6 @@ final class EmbeddedSession: StateSession {
     init(_ deployment: EmbeddedDeployment) {
         self.deployment = deployment
         tables = deployment.tables.map { Unmanaged.passUnretained($0) }
-        answered.reserveCapacity(16)
     }
 
     func submit(_ request: StateRequest) {
@@ -155,15 +154,7 @@ final class EmbeddedSession: StateSession {
 
     @discardableResult
     func poll(wait: Bool, _ handle: (StateRequest) -> Void) -> Int {
-        let count = answered.count
-        // Handling a request may submit the next step of its batch.
-        var index = 0
-        while index < answered.count {
-            handle(answered[index])
-            index += 1
-        }
-        answered.removeAll(keepingCapacity: true)
-        return count
+        answered.handOver(handle)
     }
 
     func expire(now: Timestamp, budget: Int) -> Int {

@@ -52,20 +52,29 @@ extension RedisStore: InspectableStore {
     public func deployments() throws -> [RedisDeployment] {
         let connection = try RedisConnection(endpoint)
         var names: [String] = []
+        try Self.scan(connection, matching: "{*}:schema") { keys in
+            for key in keys {
+                let text = String(decoding: key, as: UTF8.self)
+                names.append(String(text.dropFirst().dropLast("}:schema".count)))
+            }
+            return true
+        }
+        return try names.sorted().compactMap { try deployment(namespace: $0, connection) }
+    }
+
+    /// Calls `body` with each batch of the keys matching `pattern` (SCAN),
+    /// while it returns `true`.
+    static func scan(_ connection: RedisConnection, matching pattern: String, _ body: ([[UInt8]]) throws -> Bool) throws {
         var cursor = "0"
         repeat {
-            guard case .array(let parts) = try Self.check(connection.command(["SCAN", cursor, "MATCH", "{*}:schema", "COUNT", "1000"]), "listing deployments"),
-                  parts.count == 2, let next = parts[0].bytes, case .array(let keys) = parts[1] else {
+            guard case .array(let parts) = try check(connection.command(["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"]),
+                                                     "listing keys"),
+                  parts.count == 2, let next = parts[0].bytes, case .array(let found) = parts[1] else {
                 throw RedisError(message: "SCAN gave an unexpected reply")
             }
             cursor = String(decoding: next, as: UTF8.self)
-            for key in keys {
-                guard let bytes = key.bytes else { continue }
-                let text = String(decoding: bytes, as: UTF8.self)
-                names.append(String(text.dropFirst().dropLast("}:schema".count)))
-            }
+            guard try body(found.compactMap(\.bytes)) else { return }
         } while cursor != "0"
-        return try names.sorted().compactMap { try deployment(namespace: $0, connection) }
     }
 
     /// The deployment `namespace` as its schema key declares it, or `nil`.

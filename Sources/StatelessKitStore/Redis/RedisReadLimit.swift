@@ -56,15 +56,10 @@ extension RedisStore {
         let connection = try RedisConnection(endpoint)
         let pattern = RedisLayout.prefix(namespace) + RedisLayout.recordPrefix(table: table) + "*"
         var keys: [[UInt8]] = []
-        var cursor = "0"
-        repeat {
-            guard case .array(let parts) = try Self.check(connection.command(["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"]), "listing keys"),
-                  parts.count == 2, let next = parts[0].bytes, case .array(let found) = parts[1] else {
-                throw RedisError(message: "SCAN gave an unexpected reply")
-            }
-            cursor = String(decoding: next, as: UTF8.self)
-            keys += found.compactMap(\.bytes)
-        } while cursor != "0" && keys.count < limit
+        try Self.scan(connection, matching: pattern) { (found: [[UInt8]]) -> Bool in
+            keys += found
+            return keys.count < limit
+        }
         return Array(keys.prefix(limit))
     }
 
@@ -72,16 +67,10 @@ extension RedisStore {
     public func removeDeployment(namespace: String) throws {
         let connection = try RedisConnection(endpoint)
         let pattern = RedisLayout.prefix(namespace) + "*"
-        var cursor = "0"
-        repeat {
-            guard case .array(let parts) = try Self.check(connection.command(["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"]), "listing keys"),
-                  parts.count == 2, let next = parts[0].bytes, case .array(let found) = parts[1] else {
-                throw RedisError(message: "SCAN gave an unexpected reply")
-            }
-            cursor = String(decoding: next, as: UTF8.self)
-            let keys = found.compactMap(\.bytes)
+        try Self.scan(connection, matching: pattern) { keys in
             if !keys.isEmpty { try Self.check(connection.command([Array("UNLINK".utf8)] + keys), "deleting keys") }
-        } while cursor != "0"
+            return true
+        }
         lock.lock()
         prepared[namespace] = nil
         lock.unlock()

@@ -56,7 +56,7 @@ final class RedisSession: StateSession {
     @exclusivity(unchecked) var cursor = 0
     /// Requests waiting for Redis to come back.
     var held: [StateRequest] = []
-    @exclusivity(unchecked) var answered: [StateRequest] = []
+    let answered = AnsweredRequests()
     /// When Redis was lost (monotonic seconds), if it is.
     var lostAt: Double? = nil
     var nextAttempt = 0.0
@@ -102,7 +102,6 @@ final class RedisSession: StateSession {
         sha = try RedisStore.loadScript(connection)
         connection.useArena()
         self.connection = connection
-        answered.reserveCapacity(16)
     }
 
     deinit {
@@ -200,12 +199,21 @@ final class RedisSession: StateSession {
         }
         let description = tables[table]
         let key = request.bytes(at: op.key)
-        let recordKey = { self.writer.argument(self.recordPrefixes[table], key, description.keySize) }
-        switch op.kind {
-        case .insertIfAbsent:
-            start(11, .insert, key: recordKey)
+        // The table's number and key size, then the operation's own arguments.
+        func begin(_ arguments: Int, _ operation: RedisScript.Operation) {
+            start(arguments, operation) { writer.argument(recordPrefixes[table], key, description.keySize) }
             writer.argument(tableNumbers[table])
             writer.argument(keySizes[table])
+        }
+        // A new deadline: as records carry it, the TTL, the index's score.
+        func expiry(_ deadline: Int64) {
+            writer.deadline(deadline)
+            writer.argument(Int(RedisLayout.ttl(deadline: deadline, now: now, grace: grace)))
+            writer.argument(Int(deadline / 1_000_000))
+        }
+        switch op.kind {
+        case .insertIfAbsent:
+            begin(11, .insert)
             writer.argument(capacities[table])
             writer.argument(key, description.keySize)
             if op.secondKey >= 0 {
@@ -218,37 +226,23 @@ final class RedisSession: StateSession {
             resource.removeAll(keepingCapacity: true)
             if let held = description.heldResource?(key, value) { RedisLayout.encodeResource(held, into: &resource) }
             writer.argument(resource)
-            writer.deadline(op.deadline)
-            writer.argument(Int(RedisLayout.ttl(deadline: op.deadline, now: now, grace: grace)))
-            writer.argument(Int(op.deadline / 1_000_000))
+            expiry(op.deadline)
             writer.argument(op.releaseOnConflict ? Self.one : Self.zero)
         case .compareAndSet:
-            start(8, .compareAndSet, key: recordKey)
-            writer.argument(tableNumbers[table])
-            writer.argument(keySizes[table])
+            begin(8, .compareAndSet)
             writer.argument(key, description.keySize)
             writer.argument(request.bytes(at: op.expected), description.valueSize)
             writer.argument(request.bytes(at: op.value), description.valueSize)
-            writer.deadline(op.deadline)
-            writer.argument(Int(RedisLayout.ttl(deadline: op.deadline, now: now, grace: grace)))
-            writer.argument(Int(op.deadline / 1_000_000))
+            expiry(op.deadline)
         case .touch:
-            start(6, .touch, key: recordKey)
-            writer.argument(tableNumbers[table])
-            writer.argument(keySizes[table])
+            begin(6, .touch)
             writer.argument(key, description.keySize)
-            writer.deadline(op.deadline)
-            writer.argument(Int(RedisLayout.ttl(deadline: op.deadline, now: now, grace: grace)))
-            writer.argument(Int(op.deadline / 1_000_000))
+            expiry(op.deadline)
         case .delete:
-            start(3, .delete, key: recordKey)
-            writer.argument(tableNumbers[table])
-            writer.argument(keySizes[table])
+            begin(3, .delete)
             writer.argument(key, description.keySize)
         case .add:
-            start(5, .add, key: recordKey)
-            writer.argument(tableNumbers[table])
-            writer.argument(keySizes[table])
+            begin(5, .add)
             writer.argument(capacities[table])
             writer.argument(key, description.keySize)
             writer.argument(Int(op.delta))
@@ -267,15 +261,7 @@ final class RedisSession: StateSession {
     @discardableResult
     func poll(wait: Bool, _ handle: (StateRequest) -> Void) -> Int {
         receive(wait: wait)
-        let count = answered.count
-        // Handling a request may submit the next step of its batch.
-        var index = 0
-        while index < answered.count {
-            handle(answered[index])
-            index += 1
-        }
-        answered.removeAll(keepingCapacity: true)
-        return count
+        return answered.handOver(handle)
     }
 
     /// Reads what Redis has answered; with `wait`, until at least one

@@ -124,16 +124,9 @@ public struct LBConfig: Codable, Sendable, Equatable {
         if fullNAT && sources.isEmpty {
             throw ConfigError(field: "sourceAddresses", "full-NAT needs at least one address to send from (--source 10.0.0.2)")
         }
-        let bounds = ports.split(separator: "-").map { UInt16($0.filter { !$0.isWhitespace }) }
-        guard bounds.count == 2, let low = bounds[0], let high = bounds[1], low >= 1, low <= high else {
-            throw ConfigError(field: "ports", "\"\(ports)\" is not a range LO-HI with 1 <= LO <= HI <= 65535")
-        }
-        for (name, seconds) in [("tcpEstablished", timeouts.tcpEstablished), ("tcpTransitory", timeouts.tcpTransitory),
-                                ("udp", timeouts.udp)] {
-            guard seconds > 0, seconds < 1e7 else {
-                throw ConfigError(field: "timeouts.\(name)", "\(seconds) is not a number of seconds above zero")
-            }
-        }
+        let range = try ConfigChecks.portRange(ports)
+        try ConfigChecks.timeouts([("tcpEstablished", timeouts.tcpEstablished), ("tcpTransitory", timeouts.tcpTransitory),
+                                   ("udp", timeouts.udp)])
         guard capacity > 0 else { throw ConfigError(field: "capacity", "must be above zero") }
         guard tableSize > 2, tableSize < 1 << 24, (2..<Int(Double(tableSize).squareRoot()) + 1).allSatisfy({ tableSize % $0 != 0 }) else {
             throw ConfigError(field: "tableSize", "\(tableSize) is not a prime from 3 to 16777213 (65537 is a good one)")
@@ -141,10 +134,8 @@ public struct LBConfig: Codable, Sendable, Equatable {
         if let clientPort, clientPort == backendPort {
             throw ConfigError(field: "clientPort", "the client and backend ports must differ")
         }
-        guard !namespace.isEmpty, namespace.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
-            throw ConfigError(field: "namespace", "\"\(namespace)\" must be letters, digits, '-', '_' or '.'")
-        }
-        return ResolvedLBConfig(services: services, fullNAT: fullNAT, sourceAddresses: sources, ports: low...high,
+        try ConfigChecks.namespace(namespace)
+        return ResolvedLBConfig(services: services, fullNAT: fullNAT, sourceAddresses: sources, ports: range,
                                 timeouts: timeouts, capacity: capacity, tableSize: tableSize, clientPort: clientPort,
                                 backendPort: backendPort, namespace: namespace)
     }

@@ -1,21 +1,5 @@
 import StatelessKit
 
-/// A problem with a configuration: which field, and what is wrong with it.
-public struct ConfigError: Error, CustomStringConvertible, Sendable {
-    /// The field, as the config file names it.
-    public let field: String
-    /// What is wrong, and how to fix it.
-    public let problem: String
-
-    /// An error about `field`.
-    public init(field: String, _ problem: String) {
-        self.field = field
-        self.problem = problem
-    }
-
-    public var description: String { "\(field): \(problem)" }
-}
-
 /// How long NAT mappings live without traffic, in seconds (RFC 5382,
 /// RFC 4787, RFC 5508 defaults).
 public struct NATTimeouts: Codable, Sendable, Equatable {
@@ -105,24 +89,15 @@ public struct NATConfig: Codable, Sendable, Equatable {
             guard !addresses.contains(address) else { throw ConfigError(field: "external", "\(text) is listed twice") }
             addresses.append(address)
         }
-        let bounds = ports.split(separator: "-").map { UInt16($0.filter { !$0.isWhitespace }) }
-        guard bounds.count == 2, let low = bounds[0], let high = bounds[1], low >= 1, low <= high else {
-            throw ConfigError(field: "ports", "\"\(ports)\" is not a range LO-HI with 1 <= LO <= HI <= 65535")
-        }
-        for (name, seconds) in [("tcpEstablished", timeouts.tcpEstablished), ("tcpTransitory", timeouts.tcpTransitory),
-                                ("udp", timeouts.udp), ("icmp", timeouts.icmp), ("fragment", timeouts.fragment)] {
-            guard seconds > 0, seconds < 1e7 else {
-                throw ConfigError(field: "timeouts.\(name)", "\(seconds) is not a number of seconds above zero")
-            }
-        }
+        let range = try ConfigChecks.portRange(ports)
+        try ConfigChecks.timeouts([("tcpEstablished", timeouts.tcpEstablished), ("tcpTransitory", timeouts.tcpTransitory),
+                                   ("udp", timeouts.udp), ("icmp", timeouts.icmp), ("fragment", timeouts.fragment)])
         guard capacity > 0 else { throw ConfigError(field: "capacity", "must be above zero") }
         if let insidePort, insidePort == outsidePort {
             throw ConfigError(field: "insidePort", "the inside and outside ports must differ")
         }
-        guard !namespace.isEmpty, namespace.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
-            throw ConfigError(field: "namespace", "\"\(namespace)\" must be letters, digits, '-', '_' or '.'")
-        }
-        return ResolvedNATConfig(internalPrefixes: prefixes, externalAddresses: addresses, ports: low...high,
+        try ConfigChecks.namespace(namespace)
+        return ResolvedNATConfig(internalPrefixes: prefixes, externalAddresses: addresses, ports: range,
                                  timeouts: timeouts, capacity: capacity, insidePort: insidePort,
                                  outsidePort: outsidePort, namespace: namespace)
     }
