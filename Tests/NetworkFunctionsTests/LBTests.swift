@@ -98,6 +98,9 @@ struct LBTests {
         let first = B.destinations(lb.send((0..<2_000).map { B.toVIP($0, flags: .syn) }).packets)
         let again = B.destinations(lb.send((0..<2_000).map { B.toVIP($0) }).packets)
         #expect(first == again)
+        // Two packets of one new flow in one batch: the second follows the first's assignment.
+        let pair = lb.send([B.toVIP(50_000, flags: .syn), B.toVIP(50_000, flags: .syn)])
+        #expect(pair.drops.isEmpty && Set(B.destinations(pair.packets)).count == 1 && pair.packets.count == 2)
         // The backend answers the client; the reply leaves from the VIP.
         let backend = first[7], client = B.client(7)
         let reply = lb.send([PacketBuilder().ipv4(source: backend.address, destination: client.address)

@@ -118,6 +118,8 @@ struct StoreOperationTests {
         #expect(second.results[0].status == .conflict)
         #expect(Binding(decoding: second.resultBytes(at: second.results[0].value)) == binding)
         #expect(r.read(state, rival.outside) == nil, "the loser's reverse key was not installed")
+        // A racer inserting the very same pair (both keys) is told of the winner, not of a collision.
+        #expect(r.insert(state, Binding(inside: inside, outside: outside)).status == .conflict)
         // A different inside endpoint may not take an outside endpoint held by a live mapping.
         let thief = Binding(inside: Endpoint4(address: 0x0A00_0002, port: 1), outside: outside)
         #expect(r.insert(state, thief).status == .collision)

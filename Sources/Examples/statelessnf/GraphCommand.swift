@@ -16,15 +16,11 @@ struct GraphCommand: ParsableCommand {
     var format: Format = .text
 
     @OptionGroup var nat: NATOptions
+    @OptionGroup(title: "Load balancer options") var lb: LBOptions
 
     func run() throws {
-        let graph: Graph
-        switch nf {
-        case .nat:
-            var options = nat
-            if options.external == nil && options.config == nil { options.external = "203.0.113.1" }
-            graph = try NAT(try options.natConfig()).graph()
-        }
+        // Without a configuration, an example one: the graph is the same.
+        let graph = try SelectedNF(nf, nat: nat, lb: lb, example: true).graph
         print(format == .dot ? graph.dot : graph.description)
     }
 }

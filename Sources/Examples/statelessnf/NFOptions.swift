@@ -8,7 +8,7 @@ import Yams
 
 /// The network functions `statelessnf` runs.
 enum NFKind: String, ExpressibleByArgument, CaseIterable {
-    case nat
+    case nat, lb
 }
 
 /// The NAT's options, as flags or in a config file; flags win.
@@ -30,7 +30,7 @@ struct NATOptions: ParsableArguments {
     func natConfig(insidePort: UInt16? = nil, outsidePort: UInt16? = nil) throws -> ResolvedNATConfig {
         var config = NATConfig()
         if let path = self.config {
-            config = try Self.load(path)
+            config = try ConfigFile.load(path, as: NATConfig.self)
         }
         if let `internal` { config.internal = Self.list(`internal`) }
         if let external { config.external = Self.list(external) }
@@ -48,13 +48,17 @@ struct NATOptions: ParsableArguments {
         text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
-    static func load(_ path: String) throws -> NATConfig {
+}
+
+/// A YAML or JSON config file, read and decoded; errors name the file and the field.
+enum ConfigFile {
+    static func load<Config: Decodable>(_ path: String, as type: Config.Type) throws -> Config {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ValidationError("cannot read the config file \(path)")
         }
         do {
-            if path.hasSuffix(".json") { return try JSONDecoder().decode(NATConfig.self, from: data) }
-            return try YAMLDecoder().decode(NATConfig.self, from: data)
+            if path.hasSuffix(".json") { return try JSONDecoder().decode(Config.self, from: data) }
+            return try YAMLDecoder().decode(Config.self, from: data)
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
             let field = context.codingPath.map(\.stringValue).joined(separator: ".")
             throw ValidationError("\(path): \(field): \(context.debugDescription)")
@@ -62,6 +66,77 @@ struct NATOptions: ParsableArguments {
             throw ValidationError("\(path): \(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription) \(context.underlyingError.map { "\($0)" } ?? "")")
         } catch {
             throw ValidationError("\(path): \(error)")
+        }
+    }
+}
+
+/// The load balancer's options, as flags or in the config file (`--config`);
+/// flags win.
+struct LBOptions: ParsableArguments {
+    @Option(help: "A VIP, ADDR:PORT[/tcp|udp] (one by flags; several in the config file).")
+    var vip: String?
+
+    @Option(help: "A backend of the VIP, ADDR:PORT[@WEIGHT] (weight 0 drains it); repeat for each.")
+    var backend: [String] = []
+
+    @Option(help: "dnat (the default) or fullnat.")
+    var mode: String?
+
+    @Option(help: "Full-NAT: the balancer's own source addresses, comma-separated.")
+    var source: String?
+
+    /// The configuration: the file's, then the flags over it, checked.
+    func lbConfig(file: String?, ports: String?, clientPort: UInt16? = nil, backendPort: UInt16? = nil) throws
+        -> ResolvedLBConfig {
+        var config = LBConfig()
+        if let file { config = try ConfigFile.load(file, as: LBConfig.self) }
+        if let vip { config.vips = [LBVIPConfig(vip: vip, backends: backend)] }
+        else if !backend.isEmpty { throw ValidationError("--backend needs a --vip to belong to") }
+        if let mode { config.mode = mode }
+        if let source { config.sourceAddresses = NATOptions.list(source) }
+        if let ports { config.ports = ports }
+        if let clientPort { config.clientPort = clientPort }
+        if let backendPort { config.backendPort = backendPort }
+        do {
+            return try config.resolved()
+        } catch {
+            throw ValidationError("load balancer configuration: \(error)")
+        }
+    }
+}
+
+/// The NF a command runs, built from its options.
+struct SelectedNF {
+    let graph: Graph
+    let schema: StateSchema
+    /// The port a capture's packets arrive on.
+    let inputPort: UInt16
+    /// What each output port is, for summaries.
+    let portNames: [UInt16: String]
+
+    init(_ kind: NFKind, nat: NATOptions, lb: LBOptions, example: Bool = false) throws {
+        switch kind {
+        case .nat:
+            var options = nat
+            if example && options.external == nil && options.config == nil { options.external = "203.0.113.1" }
+            let function = NAT(try options.natConfig())
+            graph = try function.graph()
+            schema = function.state.schema
+            inputPort = function.insidePort
+            portNames = Dictionary([(function.outsidePort, "outside"), (function.insidePort, "inside")],
+                                   uniquingKeysWith: { a, b in a == b ? a : "\(b)/\(a)" })
+        case .lb:
+            var options = lb
+            if example && options.vip == nil && nat.config == nil {
+                options.vip = "10.0.0.10:80/tcp"
+                options.backend = ["192.168.1.1:8080", "192.168.1.2:8080"]
+            }
+            let function = LoadBalancer(try options.lbConfig(file: nat.config, ports: nat.ports))
+            graph = try function.graph()
+            schema = function.state.schema
+            inputPort = function.clientPort
+            portNames = Dictionary([(function.backendPort, "backends"), (function.clientPort, "clients")],
+                                   uniquingKeysWith: { a, b in a == b ? a : "\(b)/\(a)" })
         }
     }
 }

@@ -15,9 +15,11 @@ struct RunCommand: ParsableCommand {
             written to the output. Time is the capture's (expiry in a replay is the same \
             on every run).
 
-            Example:
+            Examples:
               statelessnf run nat --input pcap:inside.pcap --output pcap:out.pcap \\
                   --external 203.0.113.1 --ports 20000-29999
+              statelessnf run lb --input pcap:clients.pcap --output pcap:out.pcap \\
+                  --vip 10.0.0.10:80/tcp --backend 192.168.1.1:8080@2 --backend 192.168.1.2:8080
             """)
 
     @Argument(help: "The network function: \(NFKind.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -36,6 +38,7 @@ struct RunCommand: ParsableCommand {
     var json = false
 
     @OptionGroup var nat: NATOptions
+    @OptionGroup(title: "Load balancer options") var lb: LBOptions
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var runtime: RuntimeOptions
 
@@ -50,21 +53,21 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
-        let config = try nat.natConfig()
-        let function = NAT(config)
+        let function = try SelectedNF(nf, nat: nat, lb: lb)
         let store = try storeOptions.makeStore()
-        let graph = try function.graph()
+        let graph = function.graph
         let outputPath = String(output.dropFirst(5))
-        let sink = try CaptureSink(paths: Dictionary([function.outsidePort, function.insidePort].map { ($0, outputPath) },
+        let sink = try CaptureSink(paths: Dictionary(function.portNames.keys.map { ($0, outputPath) },
                                                      uniquingKeysWith: { a, _ in a }))
         let inputPath = String(input.dropFirst(5))
         let summary: RunSummary
         let inFlight = runtime.inFlight(for: store)
+        let schema = function.schema
         if workers == 1 {
             let pool = BufferPool(count: runtime.batch * (inFlight + 2), dataRoom: 9216)
-            let runner = GraphRunner(graph: graph, pool: pool, session: try store.makeSession(for: function.state.schema),
+            let runner = GraphRunner(graph: graph, pool: pool, session: try store.makeSession(for: schema),
                                      batchCapacity: runtime.batch, inFlight: inFlight)
-            let source = try CaptureSource(path: inputPath, port: function.insidePort)
+            let source = try CaptureSource(path: inputPath, port: function.inputPort)
             let driver = Driver(runner: runner, pool: pool, clock: .replay)
             var lastReport = Date()
             summary = try driver.run(source, into: sink) { packets in
@@ -75,18 +78,16 @@ struct RunCommand: ParsableCommand {
                 return true
             }
         } else {
-            let schema = function.state.schema
             let batch = runtime.batch
             let group = WorkerGroup(workers: workers, batch: batch, clock: .replay) { _, pool in
                 GraphRunner(graph: graph, pool: pool, session: try store.makeSession(for: schema),
                             batchCapacity: batch, inFlight: inFlight)
             }
             log.info("running \(workers) workers over \(inputPath)")
-            summary = try group.run(try CaptureReader(path: inputPath), port: function.insidePort, into: sink)
+            summary = try group.run(try CaptureReader(path: inputPath), port: function.inputPort, into: sink)
         }
         try sink.close()
-        let ports = Dictionary([(function.outsidePort, "outside"), (function.insidePort, "inside")],
-                               uniquingKeysWith: { a, b in a == b ? a : "\(b)/\(a)" })
-        print(json ? try SummaryPrinter.json(summary) : SummaryPrinter.render(summary, title: "nat: \(input) -> \(output)", ports: ports))
+        print(json ? try SummaryPrinter.json(summary)
+                   : SummaryPrinter.render(summary, title: "\(nf.rawValue): \(input) -> \(output)", ports: function.portNames))
     }
 }

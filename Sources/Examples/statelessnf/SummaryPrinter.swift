@@ -16,7 +16,7 @@ enum SummaryPrinter {
             ("packets in", "\(summary.packetsIn)"),
             ("packets out", out.isEmpty ? "0" : out),
             ("dropped", dropped == 0 ? "0" : "\(dropped): \(list(summary.drops))"),
-            ("flows created", "\(summary.counters["nat.mappingsCreated"] ?? 0)"),
+            ("flows created", "\(flowsCreated(summary))"),
             ("entries expired", "\(summary.expired)"),
             ("state operations", "\(summary.stateOperations) (\(String(format: "%.2f", Double(summary.stateOperations) / Double(max(summary.packetsIn, 1)))) per packet)"),
             ("store round trips", "\(summary.roundTrips) (\(String(format: "%.2f", Double(summary.roundTrips) / Double(max(summary.batches, 1)))) per batch)"),
@@ -34,13 +34,18 @@ enum SummaryPrinter {
             .joined(separator: "\n")
     }
 
+    /// Flows (NAT mappings, LB assignments) the NF created.
+    static func flowsCreated(_ summary: RunSummary) -> Int {
+        summary.counters.filter { $0.key == "nat.mappingsCreated" || $0.key == "lb.flowsCreated" }.values.reduce(0, +)
+    }
+
     static func json(_ summary: RunSummary, extra: [String: Any] = [:]) throws -> String {
         var object: [String: Any] = [
             "packetsIn": summary.packetsIn,
             "packetsOut": Dictionary(uniqueKeysWithValues: summary.packetsOut.map { ("\($0.key)", $0.value) }),
             "drops": summary.drops,
             "counters": summary.counters,
-            "flowsCreated": summary.counters["nat.mappingsCreated"] ?? 0,
+            "flowsCreated": flowsCreated(summary),
             "flowsExpired": summary.expired,
             "stateOperations": summary.stateOperations,
             "storeRoundTrips": summary.roundTrips,

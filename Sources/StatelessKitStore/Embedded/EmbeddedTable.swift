@@ -158,7 +158,14 @@ final class EmbeddedTable: @unchecked Sendable {
         if let second {
             let (taken, expired) = withEntry(second, also: first.shard) { slot, partner -> (Bool, PoolResource?) in
                 guard let slot else { return (false, nil) }
-                if self.deadline(shards[second.shard].record(slot)) >= now { return (true, nil) }
+                let record = shards[second.shard].record(slot)
+                if self.deadline(record) >= now {
+                    // Taken, unless by this very entry (a racer inserted it
+                    // first): then the first key answers with a conflict.
+                    let mine = record.load(fromByteOffset: flagsOffset, as: UInt8.self) & TableShard.hasPartner != 0
+                        && memcmp(record + partnerOffset, key, keySize) == 0
+                    return (!mine, nil)
+                }
                 return (false, removePair(second, slot: slot, partner: partner))
             }
             released.expiredSecond = expired

@@ -105,12 +105,14 @@ enum RedisScript {
       if key2 ~= '' then
         local rec2 = redis.call('GET', t.r .. key2)
         if rec2 then
-          if live(rec2) then
+          local _, back = parse(rec2, t.klen)
+          if live(rec2) and back ~= key then
             -- The second key is another live entry's: the resource is presumed in use.
             if res ~= '' then local pool, item = poolOf(res); redis.call('ZREM', ns .. 'l' .. pool, item) end
             return {4, false, false, 0}
           end
-          remove(t, key2, rec2)
+          -- This very entry (a racer inserted it first): the first key answers.
+          if not live(rec2) then remove(t, key2, rec2) end
         end
       end
       local rec = redis.call('GET', t.r .. key)
