@@ -67,6 +67,32 @@ struct CommandTests {
         #expect(report["mismatches"] as? Int == 0 && (report["matches"] as? Int ?? 0) > 100)
     }
 
+    @Test("the load balancer runs over a capture, prints its graph, and benches",
+          .enabled(if: built && SharedTraces.available, "skipped: the command is not built or ../shared/traces is absent"))
+    func loadBalancer() throws {
+        let trace = SharedTraces.path("PcapPlusPlus/example.pcap")
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("statelessnf-lb-\(UUID()).pcap").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        // The capture's busiest web server becomes a VIP with two backends.
+        let (status, output, error) = try Self.run(["run", "lb", "--input", "pcap:\(trace)", "--output", "pcap:\(out)",
+                                                    "--vip", "212.199.202.9:80/tcp", "--backend", "192.168.1.1:8080@2",
+                                                    "--backend", "192.168.1.2:8080", "--json"])
+        #expect(status == 0, "\(error)")
+        let summary = try Self.json(output)
+        #expect(summary["flowsCreated"] as? Int == 15, "the capture's 15 connections to the VIP")
+        let drops = try #require(summary["drops"] as? [String: Int])
+        #expect(Set(drops.keys) == ["noFlow"], "only traffic that is not the VIP's is dropped: \(drops)")
+        let (graphStatus, dot, _) = try Self.run(["graph", "lb", "--format", "dot"])
+        #expect(graphStatus == 0 && dot.contains("lb-forward") && dot.contains("lb-return"))
+        let (benchStatus, bench, benchError) = try Self.run(["bench", "lb", "--flows", "500", "--seconds", "0.2", "--json"])
+        #expect(benchStatus == 0, "\(benchError)")
+        let result = try Self.json(bench)
+        #expect((result["mpps"] as? Double ?? 0) > 0 && result["stateOperationsPerPacket"] as? Double != nil)
+        let (bad, _, badError) = try Self.run(["run", "lb", "--input", "pcap:\(trace)", "--output", "pcap:\(out)",
+                                               "--vip", "212.199.202.9:80/sctp", "--backend", "192.168.1.1:8080"])
+        #expect(bad != 0 && badError.contains("the protocol must be tcp or udp"), "\(badError)")
+    }
+
     @Test("bench reports rates, allocations and state operations",
           .enabled(if: built, "skipped: .build/debug/statelessnf is not built (swift build)"))
     func bench() throws {

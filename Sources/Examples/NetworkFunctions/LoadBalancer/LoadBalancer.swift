@@ -90,20 +90,36 @@ public struct LoadBalancer: Sendable {
 struct LBDirection: Node {
     enum Output: UInt8, NodeOutput { case toVIP, fromBackend, notBalanced }
     var name: String { "direction" }
-    let vips: Set<LBKey>
+    /// The VIPs as address, port and protocol packed in one number, sorted
+    /// (a search per packet, no hashing).
+    let vips: [UInt64]
     let clientPort: UInt16?
 
     init(_ config: ResolvedLBConfig) {
-        vips = Set(config.services.map { LBKey(.client, $0.ipProtocol, $0.vip, $0.vip) })
+        vips = config.services.map { Self.pack($0.vip.address, $0.vip.port, $0.ipProtocol) }.sorted()
         clientPort = config.clientPort
+    }
+
+    @inline(__always)
+    static func pack(_ address: IPv4Address, _ port: UInt16, _ ipProtocol: UInt8) -> UInt64 {
+        UInt64(address.value) << 24 | UInt64(port) << 8 | UInt64(ipProtocol)
+    }
+
+    @inline(__always)
+    func isVIP(_ packed: UInt64) -> Bool {
+        var low = 0, high = vips.count
+        while low < high {
+            let middle = (low + high) / 2
+            if vips[middle] < packed { low = middle + 1 } else { high = middle }
+        }
+        return low < vips.count && vips[low] == packed
     }
 
     func process(_ packet: inout Packet, _ context: inout NodeContext) -> Output {
         let ipProtocol = packet.layout.ipProtocol
         guard ipProtocol == IPProtocol.tcp || ipProtocol == IPProtocol.udp, packet.layout.hasPorts,
               let destination = packet.ipv4Address(.destination) else { return .notBalanced }
-        let target = NATEndpoint(destination, packet.port(.destination))
-        let toVIP = vips.contains(LBKey(.client, ipProtocol, target, target))
+        let toVIP = isVIP(Self.pack(destination, packet.port(.destination), ipProtocol))
         if let clientPort {
             if packet.port == clientPort { return toVIP ? .toVIP : .notBalanced }
             return .fromBackend

@@ -56,24 +56,58 @@ struct BenchNAT: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
-        var config = NATConfig()
+        try Self.measure(.nat, bench: bench, storeOptions: storeOptions, runtime: runtime)
+    }
+
+    /// The NF under test: how to build its graph, its schema, and the table
+    /// an established flow reads.
+    struct Subject: Sendable {
+        let graph: @Sendable () throws -> Graph
+        let schema: StateSchema
+        let readTable: Int
+        let namespace: String
+    }
+
+    /// The NAT or the load balancer, sized for the run: every flow's UDP
+    /// packets go to 198.51.100.1:53 (the LB's VIP, with four backends).
+    static func subject(_ kind: NFKind, bench: NFBenchOptions, namespace: String) throws -> Subject {
         // New flows live 2 s: room for two seconds of them at up to 8 Mpps.
         let newFlows = bench.newFlowRatio > 0 ? Int(16_000_000 * bench.newFlowRatio) : 0
-        // Enough external ports for every flow, with room for uneven pairing.
-        let addresses = 4 + (bench.flows + newFlows) / 30_000
-        config.external = (0..<addresses).map { "100.\(64 + $0 / 65536).\($0 / 256 % 256).\($0 % 256 + 1)" }
-        config.ports = "1024-65535"
-        config.capacity = bench.flows + newFlows + 1024
-        config.timeouts.udp = bench.newFlowRatio > 0 ? 2 : 300
+        switch kind {
+        case .nat:
+            var config = NATConfig()
+            // Enough external ports for every flow, with room for uneven pairing.
+            let addresses = 4 + (bench.flows + newFlows) / 30_000
+            config.external = (0..<addresses).map { "100.\(64 + $0 / 65536).\($0 / 256 % 256).\($0 % 256 + 1)" }
+            config.ports = "1024-65535"
+            config.capacity = bench.flows + newFlows + 1024
+            config.timeouts.udp = bench.newFlowRatio > 0 ? 2 : 300
+            config.namespace = namespace
+            let nat = NAT(try config.resolved())
+            return Subject(graph: { try nat.graph() }, schema: nat.state.schema, readTable: nat.state.mappings.id,
+                           namespace: namespace)
+        case .lb:
+            var config = LBConfig()
+            config.vips = [LBVIPConfig(vip: "198.51.100.1:53/udp", backends: (1...4).map { "192.168.1.\($0):53" })]
+            config.capacity = bench.flows + newFlows + 1024
+            config.timeouts.udp = bench.newFlowRatio > 0 ? 2 : 300
+            config.namespace = namespace
+            let lb = LoadBalancer(try config.resolved())
+            return Subject(graph: { try lb.graph() }, schema: lb.state.schema, readTable: lb.state.flows.id,
+                           namespace: namespace)
+        }
+    }
+
+    /// Measures `kind` and prints the result.
+    static func measure(_ kind: NFKind, bench: NFBenchOptions, storeOptions: StoreOptions, runtime: RuntimeOptions) throws {
         let store = try storeOptions.makeStore()
         let redis = store as? RedisStore
         // On a shared Redis, a deployment of its own, removed at the end.
-        config.namespace = redis == nil ? "bench-nat" : "bench-nat-\(getpid())"
-        let nat = NAT(try config.resolved())
-        try store.prepare(nat.state.schema)
-        defer { try? redis?.removeDeployment(namespace: config.namespace) }
+        let namespace = redis == nil ? "bench-\(kind.rawValue)" : "bench-\(kind.rawValue)-\(getpid())"
+        let nat = try subject(kind, bench: bench, namespace: namespace)
+        try store.prepare(nat.schema)
+        defer { try? redis?.removeDeployment(namespace: namespace) }
         let results = Results()
-        let namespace = config.namespace
         let workers = bench.workers
         let flowsPerWorker = max(1, bench.flows / workers)
         let options = bench
@@ -105,8 +139,10 @@ struct BenchNAT: ParsableCommand {
         let mpps = packets / summary.elapsed / 1e6
         let nsPerPacket = summary.elapsed * 1e9 * Double(workers) / packets
         let allocationsPerPacket = Double(measuredAllocations) / packets
-        let stats = (store as? EmbeddedStore)?.statistics(namespace: "bench-nat")
-        let tableBytes = stats?.tables["mappings"]?.bytes ?? 0
+        let stats = (store as? EmbeddedStore)?.statistics(namespace: namespace)
+        let tableName = nat.schema.tables[nat.readTable].name
+        let tableBytes = stats?.tables[tableName]?.bytes ?? 0
+        let capacity = nat.schema.tables[nat.readTable].capacity
         let limit = results.limitSeconds > 0 ? Double(results.limitKeys) / results.limitSeconds * Double(workers) : nil
         let readsPerPacket = Double(summary.stateOperations) / packets
         if bench.json {
@@ -116,7 +152,7 @@ struct BenchNAT: ParsableCommand {
                 "roundTripsPerBatch": Double(summary.roundTrips) / Double(max(summary.batches, 1)),
                 "flows": bench.flows, "workers": workers, "batch": batch, "packetSize": bench.packetSize,
                 "newFlowRatio": bench.newFlowRatio, "mappingsTableBytes": tableBytes,
-                "mappingsTableBytesPerFlow": Double(tableBytes) / Double(config.capacity),
+                "mappingsTableBytesPerFlow": Double(tableBytes) / Double(capacity),
                 "store": redis == nil ? "memory" : "redis",
                 "storeLimitKeysPerSecond": limit ?? 0,
                 "shareOfStoreLimit": limit.map { mpps * 1e6 * readsPerPacket / $0 } ?? 0,
@@ -133,19 +169,19 @@ struct BenchNAT: ParsableCommand {
             rows.append(("of the limit", String(format: "%.0f%% (%.2f M store operations/s)",
                                                 mpps * 1e6 * readsPerPacket / limit * 100, mpps * readsPerPacket)))
         } else {
-            rows.append(("mappings table", "\(tableBytes) bytes for \(config.capacity) entries (\(String(format: "%.1f", Double(tableBytes) / Double(config.capacity))) bytes per flow, both directions)"))
+            rows.append(("\(tableName) table", "\(tableBytes) bytes for \(capacity) entries (\(String(format: "%.1f", Double(tableBytes) / Double(capacity))) bytes per flow, both directions)"))
         }
-        print(SummaryPrinter.render(summary, title: "bench nat: \(bench.flows) flows, \(bench.packetSize)-byte packets, new-flow ratio \(bench.newFlowRatio), \(workers) worker(s), batch \(batch), store \(storeOptions.store)", ports: [0: "out"], extra: rows))
+        print(SummaryPrinter.render(summary, title: "bench \(kind.rawValue): \(bench.flows) flows, \(bench.packetSize)-byte packets, new-flow ratio \(bench.newFlowRatio), \(workers) worker(s), batch \(batch), store \(storeOptions.store)", ports: [0: "out"], extra: rows))
     }
 
     /// One worker: build, warm up, measure. On Redis, the measurement
     /// alternates with the store's own limit (a pipelined read loop of the
     /// NAT's keys on a connection of its own, as many keys per MGET and as
     /// many in flight), slice by slice, so that both see the same machine.
-    static func work(worker: Int, flows: Int, nat: NAT, store: any StateStore, options: NFBenchOptions, batch: Int,
+    static func work(worker: Int, flows: Int, nat: Subject, store: any StateStore, options: NFBenchOptions, batch: Int,
                      inFlight: Int, namespace: String) throws -> Measured {
         let pool = BufferPool(count: batch * (inFlight + 2), dataRoom: max(2048, options.packetSize))
-        let runner = GraphRunner(graph: try nat.graph(), pool: pool, session: try store.makeSession(for: nat.state.schema),
+        let runner = GraphRunner(graph: try nat.graph(), pool: pool, session: try store.makeSession(for: nat.schema),
                                  batchCapacity: batch, inFlight: inFlight)
         let payload = [UInt8](repeating: 0x5A, count: options.packetSize - 42)
         // Flow f of worker w: host 10.0.0.0 + w * 2^22 + f / 4 + 1, port 10000 + f % 4.
@@ -216,7 +252,7 @@ struct BenchNAT: ParsableCommand {
         for _ in 0..<((flows + batch - 1) / batch + inFlight) { step() }
         while runner.inFlight > 0 { runner.advance(wait: true); runner.drain { _, p in pool.release(p) } }
         let redis = store as? RedisStore
-        let limitKeys = try redis?.recordKeys(namespace: namespace, table: nat.state.mappings.id, limit: 100_000).shuffled()
+        let limitKeys = try redis?.recordKeys(namespace: namespace, table: nat.readTable, limit: 100_000).shuffled()
         var measured = Measured()
         let startPackets = runner.packetsIn, startTrips = runner.roundTrips, startOps = runner.stateOperations
         let startBatches = runner.batchesIn
@@ -302,5 +338,24 @@ struct BenchNAT: ParsableCommand {
             failure = message
             lock.unlock()
         }
+    }
+}
+
+/// `statelessnf bench lb`: the load balancer over traffic generated in memory.
+struct BenchLB: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lb",
+        abstract: "Measure the load balancer over generated traffic, as bench nat does the NAT.",
+        discussion: """
+            Every flow is UDP to the VIP 198.51.100.1:53, balanced over four backends; the \
+            established path reads the flow's assignment, rewrites the destination and sends.
+            """)
+
+    @OptionGroup var bench: NFBenchOptions
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    func run() throws {
+        try BenchNAT.measure(.lb, bench: bench, storeOptions: storeOptions, runtime: runtime)
     }
 }
