@@ -63,7 +63,7 @@ final class LBBench {
     /// The backend (destination) each packet went to.
     static func destinations(_ packets: [[UInt8]]) -> [NATEndpoint] {
         packets.map { frame in
-            let packet = TestFrame(frame).packet
+            let packet = TestFrame(frame)
             return NATEndpoint(packet.ipv4Address(.destination)!, packet.port(.destination))
         }
     }
@@ -105,7 +105,7 @@ struct LBTests {
         let backend = first[7], client = B.client(7)
         let reply = lb.send([PacketBuilder().ipv4(source: backend.address, destination: client.address)
             .tcp(source: backend.port, destination: client.port, flags: [.syn, .ack])])
-        let back = TestFrame(try #require(reply.packets.first, "\(reply.drops)")).packet
+        let back = TestFrame(try #require(reply.packets.first, "\(reply.drops)"))
         #expect(back.ipv4Address(.source) == B.vip.address && back.port(.source) == B.vip.port)
         #expect(back.ipv4Address(.destination) == client.address && back.port(.destination) == client.port)
         #expect(back.verifyChecksums().transport == .good && back.verifyChecksums().ipv4Header == .good)
@@ -143,14 +143,14 @@ struct LBTests {
         let lb = try LBBench(kind, fullNAT: true)
         for udp in [false, true] {
             let out = lb.send([B.toVIP(1, udp: udp, flags: .syn)])
-            let sent = TestFrame(try #require(out.packets.first, "\(out.drops)")).packet
+            let sent = TestFrame(try #require(out.packets.first, "\(out.drops)"))
             #expect(sent.ipv4Address(.source) == B.source && (20000...29999).contains(sent.port(.source)))
             #expect(B.backends.contains(NATEndpoint(sent.ipv4Address(.destination)!, sent.port(.destination))))
             #expect(sent.verifyChecksums().transport == .good && sent.verifyChecksums().ipv4Header == .good)
             let builder = PacketBuilder().ipv4(source: sent.ipv4Address(.destination)!, destination: B.source)
             let reply = lb.send([udp ? builder.udp(source: sent.port(.destination), destination: sent.port(.source), payload: [9])
                                      : builder.tcp(source: sent.port(.destination), destination: sent.port(.source), flags: [.syn, .ack])])
-            let back = TestFrame(try #require(reply.packets.first, "\(reply.drops)")).packet
+            let back = TestFrame(try #require(reply.packets.first, "\(reply.drops)"))
             #expect(back.ipv4Address(.destination) == B.client(1).address && back.port(.destination) == B.client(1).port)
             #expect(back.ipv4Address(.source) == B.vip.address)
         }
@@ -184,6 +184,37 @@ struct LBTests {
         lb.harness.advance(seconds: 250)
         _ = lb.harness.expire()
         #expect(try flows(lb) == 0, "closed connections go after 4 min")
+    }
+
+    @Test("ICMP errors about a balanced flow are translated both ways, byte for byte", arguments: StoreKind.available)
+    func icmpErrors(_ kind: StoreKind) throws {
+        for fullNAT in [false, true] {
+            let lb = try LBBench(kind, fullNAT: fullNAT)
+            let client = B.client(5)
+            let sent = TestFrame(try #require(lb.send([B.toVIP(5, udp: true)]).packets.first))
+            let backend = NATEndpoint(sent.ipv4Address(.destination)!, sent.port(.destination))
+            let seenAs = NATEndpoint(sent.ipv4Address(.source)!, sent.port(.source))  // the client, or the balancer's endpoint
+            // A router near the client reports a reply the balancer sent it.
+            let router = IPv4Address(203, 0, 113, 254)
+            let reply = { (from: NATEndpoint, to: NATEndpoint) in
+                PacketBuilder(rawIP: true).ipv4(source: from.address, destination: to.address).udp(source: from.port, destination: to.port, payload: [7])
+            }
+            let toVIP = lb.send([PacketBuilder().ipv4(source: router, destination: B.udpVIP.address)
+                .icmpError(type: 3, code: 4, quoting: reply(B.udpVIP, client))])
+            let expectedForward = PacketBuilder().ipv4(source: fullNAT ? B.source : router, destination: backend.address)
+                .icmpError(type: 3, code: 4, quoting: reply(backend, seenAs))
+            #expect(toVIP.packets == [expectedForward], "full-NAT \(fullNAT): \(toVIP.drops)")
+            // A backend reports a packet the balancer sent it.
+            let fromBackend = lb.send([PacketBuilder().ipv4(source: backend.address, destination: seenAs.address)
+                .icmpError(type: 3, code: 3, quoting: reply(seenAs, backend))])
+            let expectedBack = PacketBuilder().ipv4(source: B.udpVIP.address, destination: client.address)
+                .icmpError(type: 3, code: 3, quoting: reply(client, B.udpVIP))
+            #expect(fromBackend.packets == [expectedBack], "full-NAT \(fullNAT): \(fromBackend.drops)")
+            // An error about no flow is dropped and counted.
+            let stray = lb.send([PacketBuilder().ipv4(source: backend.address, destination: seenAs.address)
+                .icmpError(type: 3, code: 3, quoting: reply(NATEndpoint(seenAs.address, 1), backend))])
+            #expect(stray.packets.isEmpty && stray.drops == ["noFlow": 1])
+        }
     }
 
     @Test("bad configurations name the field and the problem")

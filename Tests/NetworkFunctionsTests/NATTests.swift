@@ -48,21 +48,32 @@ final class NATBench {
         throws -> NATEndpoint {
         let sent = out(PacketBuilder().ipv4(source: host, destination: server).udp(source: port, destination: serverPort))
         let frame = try #require(sent.packets(on: nat.outsidePort).first, "dropped: \(sent.drops)")
-        let packet = TestFrame(frame).packet
+        let packet = TestFrame(frame)
         return NATEndpoint(packet.ipv4Address(.source)!, packet.port(.source))
     }
 }
 
-/// A parsed copy of a frame, for reading fields.
+/// A parsed copy of a frame, for reading fields. The frame owns the buffer
+/// its packet views, so fields are read through the frame (which lives as
+/// long as it is used), never through a `Packet` taken out of it.
+@dynamicMemberLookup
 final class TestFrame {
-    let pool = BufferPool(count: 1, dataRoom: 9216)
-    var packet: Packet
+    private let pool = BufferPool(count: 1, dataRoom: 9216)
+    private var packet: Packet
+
     init(_ bytes: [UInt8]) {
         packet = pool.allocate()!
         _ = bytes.withUnsafeBytes { packet.setBytes($0) }
         try! packet.parse()
     }
+
     deinit { pool.release(packet) }
+
+    subscript<T>(dynamicMember field: KeyPath<Packet, T>) -> T { packet[keyPath: field] }
+
+    func ipv4Address(_ end: Endpoint) -> IPv4Address? { packet.ipv4Address(end) }
+    func port(_ end: Endpoint) -> UInt16 { packet.port(end) }
+    func verifyChecksums() -> ChecksumReport { packet.verifyChecksums() }
 }
 
 @Suite("NAT")
@@ -80,7 +91,7 @@ struct NATTests {
         // Filtering of a mapped endpoint is endpoint-independent too: a third server may reply.
         let reply = nat.in(PacketBuilder().ipv4(source: IPv4Address(192, 0, 2, 99), destination: first.address)
             .udp(source: 9999, destination: first.port))
-        let back = TestFrame(try #require(reply.packets(on: nat.nat.insidePort).first)).packet
+        let back = TestFrame(try #require(reply.packets(on: nat.nat.insidePort).first))
         #expect(back.ipv4Address(.destination) == B.hostA && back.port(.destination) == 5000)
     }
 
@@ -89,7 +100,7 @@ struct NATTests {
         let nat = try NATBench(kind)
         let syn = PacketBuilder().ipv4(source: B.hostA, destination: B.server).tcp(source: 40000, destination: 443, flags: .syn)
         let sent = nat.out(syn).packets(on: nat.nat.outsidePort)
-        let mapped = TestFrame(try #require(sent.first)).packet
+        let mapped = TestFrame(try #require(sent.first))
         let external = NATEndpoint(mapped.ipv4Address(.source)!, mapped.port(.source))
         #expect(sent == [PacketBuilder().ipv4(source: external.address, destination: B.server)
             .tcp(source: external.port, destination: 443, flags: .syn)])
@@ -150,7 +161,7 @@ struct NATTests {
     func icmpEcho(_ kind: StoreKind) throws {
         let nat = try NATBench(kind)
         let request = nat.out(PacketBuilder().ipv4(source: B.hostA, destination: B.server).icmpEcho(request: true, identifier: 777, payload: [1, 2, 3]))
-        let sent = TestFrame(try #require(request.packets(on: nat.nat.outsidePort).first)).packet
+        let sent = TestFrame(try #require(request.packets(on: nat.nat.outsidePort).first))
         let id = try #require(sent.icmpIdentifier)
         #expect((20000...20999).contains(id) && sent.verifyChecksums().transport == .good)
         let reply = PacketBuilder().ipv4(source: B.server, destination: sent.ipv4Address(.source)!)
@@ -229,7 +240,7 @@ struct NATTests {
         let b = PacketBuilder().ipv4(source: B.hostA, destination: B.server)
         func open(_ port: UInt16) throws -> NATEndpoint {
             let sent = nat.out(b.tcp(source: port, destination: 80, flags: .syn)).packets(on: nat.nat.outsidePort)
-            let p = TestFrame(try #require(sent.first)).packet
+            let p = TestFrame(try #require(sent.first))
             let mapped = NATEndpoint(p.ipv4Address(.source)!, p.port(.source))
             #expect(nat.in(PacketBuilder().ipv4(source: B.server, destination: mapped.address)
                 .tcp(source: 80, destination: mapped.port, flags: [.syn, .ack])).packets(on: nat.nat.insidePort).count == 1)
@@ -241,7 +252,7 @@ struct NATTests {
         let established = try open(1000)
         let reset = try open(1001)
         let closed = try open(1002)
-        let halfOpen = TestFrame(nat.out(b.tcp(source: 1003, destination: 80, flags: .syn)).packets(on: nat.nat.outsidePort)[0]).packet
+        let halfOpen = TestFrame(nat.out(b.tcp(source: 1003, destination: 80, flags: .syn)).packets(on: nat.nat.outsidePort)[0])
         let halfOpenMapped = NATEndpoint(halfOpen.ipv4Address(.source)!, halfOpen.port(.source))
         _ = nat.out(b.tcp(source: 1001, destination: 80, flags: .rst))
         _ = nat.out(b.tcp(source: 1002, destination: 80, flags: [.fin, .ack]))
@@ -262,7 +273,7 @@ struct NATTests {
         let nat = try NATBench(kind)
         let server = try nat.udpOut(from: B.hostA, 7000)  // A's mapping
         let sent = nat.out(PacketBuilder().ipv4(source: B.hostB, destination: server.address).udp(source: 8000, destination: server.port))
-        let looped = TestFrame(try #require(sent.packets(on: nat.nat.insidePort).first, "\(sent.drops)")).packet
+        let looped = TestFrame(try #require(sent.packets(on: nat.nat.insidePort).first, "\(sent.drops)"))
         #expect(looped.ipv4Address(.destination) == B.hostA && looped.port(.destination) == 7000)
         #expect(B.external.contains(looped.ipv4Address(.source)!), "B appears by its external address")
         #expect(looped.verifyChecksums().transport == .good && looped.verifyChecksums().ipv4Header == .good)
@@ -273,7 +284,7 @@ struct NATTests {
         let nat = try NATBench(kind)
         let b = PacketBuilder().ipv4(source: B.hostA, destination: B.server, identification: 4242, moreFragments: true)
         let first = nat.out(b.udp(source: 6000, destination: 53, payload: Array(repeating: 1, count: 32)))
-        let mapped = TestFrame(try #require(first.packets(on: nat.nat.outsidePort).first)).packet
+        let mapped = TestFrame(try #require(first.packets(on: nat.nat.outsidePort).first))
         let external = mapped.ipv4Address(.source)!
         let rest = PacketBuilder().ipv4(source: B.hostA, destination: B.server, identification: 4242, fragmentOffset: 40)
             .other(protocol: IPProtocol.udp, payload: Array(repeating: 2, count: 16))

@@ -41,7 +41,7 @@ enum FlowCapture {
         let reader = try CaptureReader(path: path)
         var found: [Int: NATEndpoint] = [:]
         while let record = try reader.next() {
-            let frame = TestFrame(Array(record.bytes)).packet
+            let frame = TestFrame(Array(record.bytes))
             guard frame.ipv4Address(.destination) == server else { continue }
             let flow = Int(frame.port(.destination)) - 1_000
             let source = NATEndpoint(frame.ipv4Address(.source)!, frame.port(.source))

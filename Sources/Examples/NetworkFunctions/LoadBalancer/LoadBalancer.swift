@@ -116,6 +116,16 @@ struct LBDirection: Node {
     }
 
     func process(_ packet: inout Packet, _ context: inout NodeContext) -> Output {
+        if packet.layout.icmp == .error {
+            // An error about a balanced flow: about what the balancer sent a
+            // client (the quote comes from a VIP), or sent a backend.
+            guard let quote = packet.layout.quote, quote.transport == .tcp || quote.transport == .udp,
+                  let source = packet.quotedAddress(.source)?.ipv4, let port = packet.quotedPort(.source)
+            else { return .notBalanced }
+            let aboutVIP = isVIP(Self.pack(source, port, quote.ipProtocol))
+            if let clientPort { return (packet.port == clientPort) == aboutVIP ? (aboutVIP ? .toVIP : .fromBackend) : .notBalanced }
+            return aboutVIP ? .toVIP : .fromBackend
+        }
         let ipProtocol = packet.layout.ipProtocol
         guard ipProtocol == IPProtocol.tcp || ipProtocol == IPProtocol.udp, packet.layout.hasPorts,
               let destination = packet.ipv4Address(.destination) else { return .notBalanced }
@@ -130,7 +140,7 @@ struct LBDirection: Node {
 
 /// What a balancer's node remembers of a packet between steps.
 struct LBScratch {
-    enum Stage: UInt8 { case lookup, take, insert }
+    enum Stage: UInt8 { case lookup, take, insert, error }
     var stage = Stage.lookup
     var key = LBKey(.client, 0, NATEndpoint(IPv4Address(0), 0), NATEndpoint(IPv4Address(0), 0))
     var backend = NATEndpoint(IPv4Address(0), 0)
@@ -138,6 +148,12 @@ struct LBScratch {
     var read: Ticket<Entry<LBAssignment>?>? = nil
     var take: Ticket<NATEndpoint?>? = nil
     var insert: Ticket<Insertion<LBAssignment>>? = nil
+}
+
+/// The endpoint at `end` of the packet an ICMP error quotes (validated by
+/// the direction node).
+func quotedEndpoint(_ packet: Packet, _ end: Endpoint) -> NATEndpoint {
+    NATEndpoint(packet.quotedAddress(end)?.ipv4 ?? IPv4Address(0), packet.quotedPort(end) ?? 0)
 }
 
 /// Keeps a flow's TCP flags and deadline.
@@ -177,6 +193,14 @@ struct LBForward: StatefulNode {
 
     func start(_ packet: inout Packet, _ scratch: inout LBScratch, _ access: inout StateAccess,
                _ context: inout NodeContext) -> Step<Output> {
+        if packet.layout.icmp == .error {
+            // About a packet the balancer sent a client: from the VIP to the client.
+            scratch.stage = .error
+            scratch.key = LBKey(.client, packet.layout.quote!.ipProtocol, quotedEndpoint(packet, .destination),
+                                quotedEndpoint(packet, .source))
+            scratch.read = access.read(state.flows, scratch.key)
+            return .wait
+        }
         let client = NATEndpoint(packet.ipv4Address(.source)!, packet.port(.source))
         let vip = NATEndpoint(packet.ipv4Address(.destination)!, packet.port(.destination))
         scratch.key = LBKey(.client, packet.layout.ipProtocol, client, vip)
@@ -187,6 +211,15 @@ struct LBForward: StatefulNode {
     func resume(_ packet: inout Packet, _ scratch: inout LBScratch, _ access: inout StateAccess,
                 _ context: inout NodeContext) -> Step<Output> {
         switch scratch.stage {
+        case .error:
+            guard let flow = access[scratch.read!]?.value else { return .done(.noBackend) }
+            // As the backend sent it: from the backend, to the address it knows the client by.
+            translateError(packet, to: flow.backend, outer: .destination, quoted: .source)
+            if flow.source != flow.client {
+                packet.setIPv4Address(flow.source.address, at: .source)
+                translateQuoted(packet, to: flow.source, at: .destination)
+            }
+            return .done(.forwarded)
         case .lookup:
             if let entry = access[scratch.read!] {
                 maintainFlow(entry, key: scratch.key, packet: packet, fromClient: true, table: state.flows, &access)
@@ -271,6 +304,14 @@ struct LBReturn: StatefulNode {
 
     func start(_ packet: inout Packet, _ scratch: inout LBScratch, _ access: inout StateAccess,
                _ context: inout NodeContext) -> Step<Output> {
+        if packet.layout.icmp == .error {
+            // About a packet the balancer sent a backend.
+            scratch.stage = .error
+            scratch.key = LBKey(.backend, packet.layout.quote!.ipProtocol, quotedEndpoint(packet, .destination),
+                                quotedEndpoint(packet, .source))
+            scratch.read = access.read(state.flows, scratch.key)
+            return .wait
+        }
         guard let source = packet.ipv4Address(.source), let destination = packet.ipv4Address(.destination),
               packet.layout.hasPorts else { return .done(.noFlow) }
         scratch.key = LBKey(.backend, packet.layout.ipProtocol, NATEndpoint(source, packet.port(.source)),
@@ -282,6 +323,16 @@ struct LBReturn: StatefulNode {
     func resume(_ packet: inout Packet, _ scratch: inout LBScratch, _ access: inout StateAccess,
                 _ context: inout NodeContext) -> Step<Output> {
         guard let entry = access[scratch.read!] else { return .done(.noFlow) }
+        if scratch.stage == .error {
+            // As the client would have it: about a packet from the client to the VIP.
+            let flow = entry.value
+            translateError(packet, to: flow.vip, outer: .source, quoted: .destination)
+            if flow.source != flow.client {
+                packet.setIPv4Address(flow.client.address, at: .destination)
+                translateQuoted(packet, to: flow.client, at: .source)
+            }
+            return .done(.returned)
+        }
         maintainFlow(entry, key: scratch.key, packet: packet, fromClient: false, table: state.flows, &access)
         let flow = entry.value
         packet.setIPv4Address(flow.vip.address, at: .source)

@@ -49,7 +49,7 @@ struct NATInbound: StatefulNode {
             return .done(.translated)
         case .error:
             guard let entry = state[scratch.read!] else { return .done(.noMapping) }
-            NATRules.translateError(packet, to: entry.value.inside, outer: .destination, quoted: .source)
+            translateError(packet, to: entry.value.inside, outer: .destination, quoted: .source)
             return .done(.translated)
         default:
             guard let entry = state[scratch.read!] else { return .done(.unsolicited) }

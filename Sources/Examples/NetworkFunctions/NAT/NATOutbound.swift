@@ -43,7 +43,7 @@ struct NATOutbound: StatefulNode {
             return .done(.translated)
         case .error:
             guard let entry = state[scratch.read!] else { return .done(.noMapping) }
-            NATRules.translateError(packet, to: entry.value.outside, outer: .source, quoted: .destination)
+            translateError(packet, to: entry.value.outside, outer: .source, quoted: .destination)
             return .done(.translated)
         case .lookup:
             if let entry = state[scratch.read!] {

@@ -82,18 +82,6 @@ struct NATRules: Sendable {
         return true
     }
 
-    /// Translates an ICMP error: the outer address at `outer` and the quoted
-    /// address and port (or identifier) at `quoted` become `endpoint`.
-    static func translateError(_ packet: Packet, to endpoint: NATEndpoint, outer: Endpoint, quoted: Endpoint) {
-        packet.setIPv4Address(endpoint.address, at: outer)
-        packet.setQuotedIPv4Address(endpoint.address, at: quoted)
-        if packet.layout.quote!.icmp == .query {
-            packet.setQuotedICMPIdentifier(endpoint.port)
-        } else {
-            packet.setQuotedPort(endpoint.port, at: quoted)
-        }
-    }
-
     /// The fragment key of a packet as it arrived from `side`.
     static func fragmentKey(_ packet: Packet, side: NATKey.Side) -> NATFragmentKey? {
         guard packet.layout.fragment.isFragment, let source = packet.ipv4Address(.source),
