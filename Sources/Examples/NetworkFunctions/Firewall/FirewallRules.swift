@@ -1,0 +1,228 @@
+import StatelessKit
+
+/// A connection's state as a rule sees it (nftables' `ct state`).
+public enum ConnectionState: String, Sendable, CaseIterable {
+    /// The first packet of a connection the firewall has not seen.
+    case new
+    /// A packet of a tracked connection.
+    case established
+    /// An ICMP error about a tracked connection.
+    case related
+    /// A packet that fits no connection's state (out of window, a stray RST...).
+    case invalid
+}
+
+/// Which way a packet crosses the firewall.
+public enum FirewallDirection: String, Sendable {
+    /// From the outside in.
+    case inbound = "in"
+    /// From the inside out.
+    case outbound = "out"
+}
+
+/// What a rule does with a packet.
+public enum FirewallAction: String, Sendable {
+    case accept, drop
+}
+
+/// One rule: every match it has must hold; the first rule that matches
+/// decides.
+public struct FirewallRule: Sendable, Equatable {
+    /// What it does.
+    public var action: FirewallAction
+    /// The direction it applies to, if any.
+    public var direction: FirewallDirection? = nil
+    /// The input port it applies to, if any.
+    public var inputPort: UInt16? = nil
+    /// Source prefixes (any of them), if any.
+    public var sources: [IPPrefix] = []
+    /// Destination prefixes, if any.
+    public var destinations: [IPPrefix] = []
+    /// The IP protocol, if any.
+    public var ipProtocol: UInt8? = nil
+    /// Source port ranges, if any.
+    public var sourcePorts: [ClosedRange<UInt16>] = []
+    /// Destination port ranges, if any.
+    public var destinationPorts: [ClosedRange<UInt16>] = []
+    /// ICMP or ICMPv6 types, if any.
+    public var icmpTypes: [UInt8] = []
+    /// Connection states (any of them), if any.
+    public var states: [ConnectionState] = []
+    /// The line it came from.
+    public var line: Int = 0
+
+    /// Whether the rule matches a packet with these facts.
+    public func matches(_ facts: PacketFacts) -> Bool {
+        if let direction, direction != facts.direction { return false }
+        if let inputPort, inputPort != facts.inputPort { return false }
+        if !sources.isEmpty && !sources.contains(where: { $0.contains(facts.source) }) { return false }
+        if !destinations.isEmpty && !destinations.contains(where: { $0.contains(facts.destination) }) { return false }
+        if let ipProtocol, ipProtocol != facts.ipProtocol { return false }
+        if !sourcePorts.isEmpty {
+            guard let port = facts.sourcePort, sourcePorts.contains(where: { $0.contains(port) }) else { return false }
+        }
+        if !destinationPorts.isEmpty {
+            guard let port = facts.destinationPort, destinationPorts.contains(where: { $0.contains(port) }) else { return false }
+        }
+        if !icmpTypes.isEmpty {
+            guard let type = facts.icmpType, icmpTypes.contains(type) else { return false }
+        }
+        if !states.isEmpty && !states.contains(facts.state) { return false }
+        return true
+    }
+}
+
+/// What rules look at in a packet.
+public struct PacketFacts: Sendable {
+    public var direction: FirewallDirection
+    public var inputPort: UInt16
+    public var source: IPAddress
+    public var destination: IPAddress
+    public var ipProtocol: UInt8
+    public var sourcePort: UInt16?
+    public var destinationPort: UInt16?
+    public var icmpType: UInt8?
+    public var state: ConnectionState
+
+    public init(direction: FirewallDirection, inputPort: UInt16 = 0, source: IPAddress, destination: IPAddress,
+                ipProtocol: UInt8, sourcePort: UInt16? = nil, destinationPort: UInt16? = nil, icmpType: UInt8? = nil,
+                state: ConnectionState) {
+        self.direction = direction
+        self.inputPort = inputPort
+        self.source = source
+        self.destination = destination
+        self.ipProtocol = ipProtocol
+        self.sourcePort = sourcePort
+        self.destinationPort = destinationPort
+        self.icmpType = icmpType
+        self.state = state
+    }
+}
+
+/// An ordered rule list and a default policy per direction.
+public struct FirewallRuleSet: Sendable, Equatable {
+    /// The rules, in order.
+    public var rules: [FirewallRule] = []
+    /// What happens to an inbound packet no rule matches.
+    public var inboundPolicy = FirewallAction.drop
+    /// What happens to an outbound packet no rule matches.
+    public var outboundPolicy = FirewallAction.accept
+
+    public init() {}
+
+    /// The first matching rule's action (and its line), or the direction's policy (line 0).
+    public func decide(_ facts: PacketFacts) -> (FirewallAction, line: Int) {
+        for rule in rules where rule.matches(facts) { return (rule.action, rule.line) }
+        return (facts.direction == .inbound ? inboundPolicy : outboundPolicy, 0)
+    }
+
+    /// Parses a rule file (Documentation/Firewall.md has the syntax); an
+    /// error names the file, the line, and what was expected.
+    public static func parse(_ text: String, file: String = "rules") throws(RuleSyntaxError) -> FirewallRuleSet {
+        var set = FirewallRuleSet()
+        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = index + 1
+            let content = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            var words = content.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" }).map(String.init)[...]
+            guard let first = words.popFirst() else { continue }
+            func fail(_ message: String) -> RuleSyntaxError { RuleSyntaxError(file: file, line: line, message: message) }
+            if first == "policy" {
+                guard let way = words.popFirst(), let direction = FirewallDirection(rawValue: way) else {
+                    throw fail("expected 'in' or 'out' after 'policy'")
+                }
+                guard let what = words.popFirst(), let action = FirewallAction(rawValue: what) else {
+                    throw fail("expected 'accept' or 'drop' after 'policy \(way)'")
+                }
+                guard words.isEmpty else { throw fail("unexpected '\(words.first!)' after the policy") }
+                if direction == .inbound { set.inboundPolicy = action } else { set.outboundPolicy = action }
+                continue
+            }
+            guard let action = FirewallAction(rawValue: first) else {
+                throw fail("expected 'accept', 'drop' or 'policy', found '\(first)'")
+            }
+            var rule = FirewallRule(action: action, line: line)
+            while let word = words.popFirst() {
+                func value(_ what: String) throws(RuleSyntaxError) -> String {
+                    guard let next = words.popFirst() else { throw fail("expected \(what) after '\(word)'") }
+                    return next
+                }
+                func list(_ what: String) throws(RuleSyntaxError) -> [Substring] {
+                    try value(what).split(separator: ",", omittingEmptySubsequences: false)
+                }
+                switch word {
+                case "in": rule.direction = .inbound
+                case "out": rule.direction = .outbound
+                case "iport":
+                    guard let port = UInt16(try value("an input port number")) else { throw fail("expected an input port number after 'iport'") }
+                    rule.inputPort = port
+                case "from", "to":
+                    var prefixes: [IPPrefix] = []
+                    for text in try list("a prefix (10.0.0.0/8, 2001:db8::/32 or an address)") {
+                        // A bare address is a prefix of one address.
+                        guard let prefix = IPPrefix(text) ?? IPPrefix(text.contains(":") ? "\(text)/128" : "\(text)/32") else {
+                            throw fail("expected a prefix after '\(word)', found '\(text)'")
+                        }
+                        prefixes.append(prefix)
+                    }
+                    if word == "from" { rule.sources = prefixes } else { rule.destinations = prefixes }
+                case "proto":
+                    let name = try value("a protocol (tcp, udp, icmp, icmpv6 or a number)")
+                    guard let number = ["tcp": IPProtocol.tcp, "udp": IPProtocol.udp, "icmp": IPProtocol.icmp,
+                                        "icmpv6": IPProtocol.icmpv6][name] ?? UInt8(name) else {
+                        throw fail("expected a protocol (tcp, udp, icmp, icmpv6 or a number) after 'proto', found '\(name)'")
+                    }
+                    rule.ipProtocol = number
+                case "sport", "dport", "port":
+                    var ranges: [ClosedRange<UInt16>] = []
+                    for text in try list("ports (22, 80,443 or 1024-65535)") {
+                        let bounds = text.split(separator: "-", omittingEmptySubsequences: false).map { UInt16($0) }
+                        guard (1...2).contains(bounds.count), let low = bounds[0], let high = bounds.last!, low <= high else {
+                            throw fail("expected ports (22, 80,443 or 1024-65535) after '\(word)', found '\(text)'")
+                        }
+                        ranges.append(low...high)
+                    }
+                    if word == "sport" { rule.sourcePorts = ranges } else { rule.destinationPorts = ranges }
+                case "type":
+                    for text in try list("an ICMP type (echo-request, echo-reply, destination-unreachable, time-exceeded or a number)") {
+                        guard let type = Self.icmpTypes[String(text)] ?? UInt8(text) else {
+                            throw fail("expected an ICMP type after 'type', found '\(text)'")
+                        }
+                        rule.icmpTypes.append(type)
+                    }
+                case "state":
+                    for text in try list("states (new, established, related, invalid)") {
+                        guard let state = ConnectionState(rawValue: String(text)) else {
+                            throw fail("expected a state (new, established, related, invalid) after 'state', found '\(text)'")
+                        }
+                        rule.states.append(state)
+                    }
+                default:
+                    throw fail("expected in, out, iport, from, to, proto, sport, dport, type or state, found '\(word)'")
+                }
+            }
+            if (!rule.sourcePorts.isEmpty || !rule.destinationPorts.isEmpty),
+               rule.ipProtocol != IPProtocol.tcp && rule.ipProtocol != IPProtocol.udp {
+                throw fail("ports need 'proto tcp' or 'proto udp' in the same rule")
+            }
+            if !rule.icmpTypes.isEmpty, rule.ipProtocol != IPProtocol.icmp && rule.ipProtocol != IPProtocol.icmpv6 {
+                throw fail("'type' needs 'proto icmp' or 'proto icmpv6' in the same rule")
+            }
+            set.rules.append(rule)
+        }
+        return set
+    }
+
+    static let icmpTypes: [String: UInt8] = [
+        "echo-reply": 0, "destination-unreachable": 3, "echo-request": 8, "time-exceeded": 11,
+        "parameter-problem": 12,
+    ]
+}
+
+/// A rule file that cannot be read: where, and what was expected.
+public struct RuleSyntaxError: Error, CustomStringConvertible, Sendable {
+    public let file: String
+    public let line: Int
+    public let message: String
+
+    public var description: String { "\(file):\(line): \(message)" }
+}
