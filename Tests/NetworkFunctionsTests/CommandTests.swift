@@ -1,4 +1,5 @@
 import Foundation
+import StatelessKit
 import Testing
 
 /// `statelessnf` as a user runs it: the built command, its output and its
@@ -91,6 +92,57 @@ struct CommandTests {
         let (bad, _, badError) = try Self.run(["run", "lb", "--input", "pcap:\(trace)", "--output", "pcap:\(out)",
                                                "--vip", "212.199.202.9:80/sctp", "--backend", "192.168.1.1:8080"])
         #expect(bad != 0 && badError.contains("the protocol must be tcp or udp"), "\(badError)")
+    }
+
+    @Test("run lb rereads its config on SIGHUP: new flows follow the new backends, assigned flows stay",
+          .enabled(if: built, "skipped: .build/debug/statelessnf is not built (swift build)"))
+    func reloadOnHangUp() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("statelessnf-reload-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let fifo = folder.appendingPathComponent("in.pcap").path, out = folder.appendingPathComponent("out.pcap").path
+        let config = folder.appendingPathComponent("lb.yaml")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        func backends(_ list: String) throws {
+            try "vips:\n  - vip: 10.0.0.10:80/tcp\n    backends: [\(list)]\n".write(to: config, atomically: true, encoding: .utf8)
+        }
+        try backends("192.168.1.1:8080")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["run", "lb", "--config", config.path, "--input", "pcap:\(fifo)", "--output", "pcap:\(out)",
+                             "--batch", "1", "--in-flight", "1"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Opening the pipe waits for the balancer to open it.
+        let writer = try PcapWriter(path: fifo, header: PcapFileHeader(linkType: .ethernet))
+        func send(_ frames: [[UInt8]]) throws {
+            for frame in frames {
+                try frame.withUnsafeBytes { try writer.write(timestamp: Timestamp(seconds: 1_700_000_000, nanoseconds: 0),
+                                                            originalLength: frame.count, bytes: $0) }
+            }
+            try writer.flush()
+        }
+        try send((0..<100).map { LBBench.toVIP($0, flags: .syn) })
+        usleep(1_000_000)
+        try backends("192.168.1.1:8080@0, 192.168.1.2:8080")
+        kill(process.processIdentifier, SIGHUP)
+        usleep(500_000)
+        try send((0..<100).map { LBBench.toVIP($0) } + (100..<200).map { LBBench.toVIP($0, flags: .syn) })
+        try writer.close()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let reader = try CaptureReader(path: out)
+        var seen: [UInt16: Set<IPv4Address>] = [:]
+        while let record = try reader.next() {
+            let frame = TestFrame(Array(record.bytes))
+            seen[frame.port(.source), default: []].insert(frame.ipv4Address(.destination)!)
+        }
+        #expect(seen.count == 200)
+        for i in 0..<200 {
+            let expected = i < 100 ? IPv4Address(192, 168, 1, 1) : IPv4Address(192, 168, 1, 2)
+            #expect(seen[LBBench.client(i).port] == [expected], "client \(i)")
+        }
     }
 
     @Test("bench reports rates, allocations and state operations",

@@ -113,6 +113,9 @@ struct SelectedNF {
     let inputPort: UInt16
     /// What each output port is, for summaries.
     let portNames: [UInt16: String]
+    /// Reads the config file again and applies what may change while the
+    /// NF runs (the load balancer's backends); `nil` when nothing can.
+    let reload: (@Sendable () throws -> String)?
 
     init(_ kind: NFKind, nat: NATOptions, lb: LBOptions, example: Bool = false) throws {
         switch kind {
@@ -125,6 +128,7 @@ struct SelectedNF {
             inputPort = function.insidePort
             portNames = Dictionary([(function.outsidePort, "outside"), (function.insidePort, "inside")],
                                    uniquingKeysWith: { a, b in a == b ? a : "\(b)/\(a)" })
+            reload = nil
         case .lb:
             var options = lb
             if example && options.vip == nil && nat.config == nil {
@@ -137,6 +141,19 @@ struct SelectedNF {
             inputPort = function.clientPort
             portNames = Dictionary([(function.backendPort, "backends"), (function.clientPort, "clients")],
                                    uniquingKeysWith: { a, b in a == b ? a : "\(b)/\(a)" })
+            if let file = nat.config {
+                let ports = nat.ports
+                let flags = options
+                reload = {
+                    let config = try flags.lbConfig(file: file, ports: ports)
+                    try function.backends.reload(config)
+                    return config.services.map { service in
+                        "\(service.vip): " + service.backends.map { "\($0.endpoint)@\($0.weight)" }.joined(separator: ", ")
+                    }.joined(separator: "; ")
+                }
+            } else {
+                reload = nil
+            }
         }
     }
 }

@@ -10,7 +10,10 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run a network function over an input into an output.",
         discussion: """
-            Inputs and outputs are pcap:PATH today. With one input, the NAT takes the side \
+            The load balancer rereads its --config file on SIGHUP: new flows follow the \
+            backends it lists, flows already assigned keep theirs.
+
+            Inputs and outputs are pcap:PATH today (a named pipe works as an input). With one input, the NAT takes the side \
             of each packet from its internal prefixes, and what leaves either side is \
             written to the output. Time is the capture's (expiry in a replay is the same \
             on every run).
@@ -54,6 +57,8 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         let function = try SelectedNF(nf, nat: nat, lb: lb)
+        let reloading = function.reload.map(Self.reloadOnHangUp)
+        defer { reloading?.cancel() }
         let store = try storeOptions.makeStore()
         let graph = function.graph
         let outputPath = String(output.dropFirst(5))
@@ -89,5 +94,27 @@ struct RunCommand: ParsableCommand {
         try sink.close()
         print(json ? try SummaryPrinter.json(summary)
                    : SummaryPrinter.render(summary, title: "\(nf.rawValue): \(input) -> \(output)", ports: function.portNames))
+    }
+
+    /// Calls `reload` on every SIGHUP, logging what it applied.
+    static func reloadOnHangUp(_ reload: @escaping @Sendable () throws -> String) -> any DispatchSourceSignal {
+        // A parent may have started this process with signals blocked (a
+        // test runner's thread does): SIGHUP must reach this thread.
+        var hangUp = sigset_t()
+        sigemptyset(&hangUp)
+        sigaddset(&hangUp, SIGHUP)
+        pthread_sigmask(SIG_UNBLOCK, &hangUp, nil)
+        signal(SIGHUP, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        source.setEventHandler {
+            do {
+                let applied = try reload()
+                log.notice("reloaded the configuration", metadata: ["backends": "\(applied)"])
+            } catch {
+                log.error("reloading the configuration failed; keeping the running one", metadata: ["error": "\(error)"])
+            }
+        }
+        source.resume()
+        return source
     }
 }
