@@ -187,6 +187,14 @@ struct RedisNATTests {
         let reports = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]])
         let tables = try #require(reports.first?["tables"] as? [[String: Any]])
         #expect(tables.first { $0["name"] as? String == "mappings" }?["entries"] as? Int == 40)
+        // The load balancer's flows read as flows.
+        let (balanced, _, balancedError) = try CommandTests.run([
+            "run", "lb", "--input", "pcap:\(capture)", "--output", "pcap:\(out)", "--vip", "198.51.100.1:1004/udp",
+            "--backend", "192.168.1.1:53", "--store", server.url()])
+        #expect(balanced == 0, "\(balancedError)")
+        let (_, lbText, _) = try CommandTests.run(["inspect", "--store", server.url(), "--nf", "lb"])
+        #expect(lbText.contains("deployment lb") && lbText.contains("udp 10.1.0.5:10004 -> 198.51.100.1:1004 => 192.168.1.1:53"),
+                "\(lbText)")
         let (missing, _, missingError) = try CommandTests.run(["inspect", "--store", server.url(), "--nf", "firewall"])
         #expect(missing != 0 && missingError.contains("--nf firewall: no such deployment") && missingError.contains("nat"))
 

@@ -91,10 +91,13 @@ struct InspectCommand: ParsableCommand {
         }
     }
 
-    /// An entry in words: NAT mappings decoded, other tables in hex.
+    /// An entry in words: NAT mappings and LB flows decoded, other tables in hex.
     static func describe(table: String, _ entry: RedisEntry) -> String {
         if (table == "mappings" || table == "fragments"), entry.value.count == NATBinding.encodedSize {
             return entry.value.withUnsafeBytes { NATBinding(decoding: $0.baseAddress!).description }
+        }
+        if table == "flows", entry.value.count == LBAssignment.encodedSize {
+            return entry.value.withUnsafeBytes { LBAssignment(decoding: $0.baseAddress!).description }
         }
         let hex = { (bytes: [UInt8]) in bytes.map { String(format: "%02x", $0) }.joined() }
         return "key \(hex(entry.key))" + (entry.partner.map { " / \(hex($0))" } ?? "") + " value \(hex(entry.value))"
