@@ -1,0 +1,247 @@
+/// A TCP connection as the firewall tracks it, in the spirit of Linux's
+/// conntrack: a state machine over the segments' flags, and each side's
+/// sequence window, so that a segment outside what the other side could
+/// accept is invalid. A value: the firewall keeps it in the store.
+public struct TCPTracker: Sendable, Equatable {
+    /// Where the connection is.
+    public enum State: UInt8, Sendable {
+        case none, synSent, synReceived, established, finWait, closeWait, lastAck, timeWait, close
+        /// Both sides sent a SYN (simultaneous open, or a split handshake).
+        case synSent2
+    }
+
+    /// What one side has sent and may send.
+    public struct Side: Sendable, Equatable {
+        /// The highest sequence number sent, plus its length.
+        public var end: UInt32 = 0
+        /// The highest sequence number the other side's window allows.
+        public var maxEnd: UInt32 = 0
+        /// The largest window the other side offered (scaled).
+        public var maxWindow: UInt32 = 0
+        /// The highest acknowledgement this side sent, once it sent one.
+        public var maxAck: UInt32? = nil
+        /// The window scale it announced, when both sides did.
+        public var scale: UInt8 = 0
+        /// Whether it announced window scaling.
+        public var announcedScale = false
+    }
+
+    /// A segment, as tracking needs it.
+    public struct Segment: Sendable {
+        public var seq: UInt32
+        public var ack: UInt32
+        public var window: UInt16
+        public var syn = false, ackFlag = false, fin = false, rst = false
+        public var payload: Int = 0
+        /// The window scale option, on a SYN.
+        public var windowScale: UInt8? = nil
+
+        public init(seq: UInt32, ack: UInt32 = 0, window: UInt16 = 65535, syn: Bool = false, ack ackFlag: Bool = false,
+                    fin: Bool = false, rst: Bool = false, payload: Int = 0, windowScale: UInt8? = nil) {
+            self.seq = seq
+            self.ack = ack
+            self.window = window
+            self.syn = syn
+            self.ackFlag = ackFlag
+            self.fin = fin
+            self.rst = rst
+            self.payload = payload
+            self.windowScale = windowScale
+        }
+
+        /// The sequence number after the segment.
+        var end: UInt32 { seq &+ UInt32(payload) &+ (syn ? 1 : 0) &+ (fin ? 1 : 0) }
+    }
+
+    /// What tracking made of a segment.
+    public enum Verdict: Equatable, Sendable {
+        /// It fits the connection (the state may have moved).
+        case valid
+        /// It fits, but tracking ignores it (a new SYN on an established
+        /// connection, a retransmitted SYN-ACK): it passes, nothing changes.
+        case ignored
+        /// It fits no state of the connection, or lies outside the window.
+        case invalid(String)
+    }
+
+    public private(set) var state = State.none
+    /// The initiator's side (0) and the responder's (1).
+    public private(set) var sides = (Side(), Side())
+    public static func == (a: TCPTracker, b: TCPTracker) -> Bool {
+        a.state == b.state && a.sides.0 == b.sides.0 && a.sides.1 == b.sides.1
+    }
+
+    /// A connection opened by `segment` (a SYN), or, with `loose`, picked
+    /// up midway from any segment but a RST; `nil` when it cannot start one.
+    public static func start(_ segment: Segment, loose: Bool) -> TCPTracker? {
+        var tracker = TCPTracker()
+        if segment.syn && !segment.ackFlag && !segment.rst {
+            tracker.state = .synSent
+            tracker.sides.0 = Side(end: segment.end, maxEnd: segment.end, maxWindow: max(UInt32(segment.window), 1),
+                                   scale: segment.windowScale ?? 0, announcedScale: segment.windowScale != nil)
+            return tracker
+        }
+        guard loose, !segment.rst, !segment.syn else { return nil }
+        // Picked up midway: trust what this segment shows of both sides.
+        tracker.state = .established
+        let window = max(UInt32(segment.window), 1)
+        tracker.sides.0 = Side(end: segment.end, maxEnd: segment.end &+ window, maxWindow: window)
+        tracker.sides.1 = Side(end: segment.ack, maxEnd: segment.ack, maxWindow: 1)
+        return tracker
+    }
+
+    /// How long the connection lives idle in its state (Linux's defaults).
+    public var timeout: Double {
+        switch state {
+        case .synSent, .synSent2: return 120
+        case .synReceived: return 60
+        case .established: return 432_000
+        case .finWait: return 120
+        case .closeWait: return 60
+        case .lastAck: return 30
+        case .timeWait: return 120
+        case .close, .none: return 10
+        }
+    }
+
+    /// Tracks a segment sent by the initiator (`reply` false) or the
+    /// responder.
+    public mutating func track(_ segment: Segment, reply: Bool) -> Verdict {
+        let direction = reply ? 1 : 0
+        switch transition(segment, reply: reply) {
+        case .invalid(let reason):
+            return .invalid(reason)
+        case .ignore:
+            return .ignored
+        case .reopen:
+            // A new connection on the same endpoints, after the old one closed.
+            guard let fresh = Self.start(segment, loose: false) else { return .invalid("a SYN that opens nothing") }
+            self = fresh
+            return .valid
+        case .move(let newState):
+            if segment.rst {
+                guard rstAcceptable(segment, direction: direction) else {
+                    return .invalid("a RST not at the exact next sequence number")
+                }
+                state = newState
+                return .valid
+            }
+            if let reason = window(segment, direction: direction) { return .invalid(reason) }
+            state = newState
+            return .valid
+        }
+    }
+
+    enum Transition { case move(State), ignore, reopen, invalid(String) }
+
+    /// The state machine: what a segment's flags do in each state, each way.
+    func transition(_ segment: Segment, reply: Bool) -> Transition {
+        if segment.rst { return state == .none ? .invalid("a RST for no connection") : .move(.close) }
+        let synAck = segment.syn && segment.ackFlag
+        if !reply {
+            switch (state, segment.syn, synAck, segment.fin) {
+            case (.synSent, true, false, _): return .move(.synSent)                // the SYN again
+            case (.synSent2, true, false, _): return .move(.synSent2)
+            case (.synSent2, _, true, _): return .move(.synReceived)              // simultaneous open
+            case (.timeWait, true, false, _), (.close, true, false, _): return .reopen
+            case (_, true, false, _): return .ignore                                 // a new SYN mid-connection
+            case (_, _, true, _): return .invalid("a SYN-ACK from the side that opened the connection")
+            case (.synSent, _, _, _), (.synSent2, _, _, _):
+                return .invalid("data before the handshake completed")
+            case (.synReceived, _, _, true), (.established, _, _, true): return .move(.finWait)
+            case (.finWait, _, _, true), (.closeWait, _, _, true), (.lastAck, _, _, true): return .move(.lastAck)
+            case (.timeWait, _, _, _): return .move(.timeWait)
+            case (.close, _, _, _): return .move(.close)
+            case (.synReceived, _, _, false): return segment.ackFlag ? .move(.established) : .invalid("no ACK")
+            case (.established, _, _, false): return segment.ackFlag ? .move(.established) : .invalid("no ACK")
+            case (.finWait, _, _, false), (.closeWait, _, _, false): return .move(.closeWait)
+            case (.lastAck, _, _, false): return .move(.timeWait)
+            case (.none, _, _, _): return .invalid("no connection")
+            }
+        }
+        switch (state, segment.syn, synAck, segment.fin) {
+        case (.synSent, true, false, _), (.synSent2, true, false, _): return .move(.synSent2)  // both sides open
+        case (.synSent, _, true, _), (.synSent2, _, true, _): return .move(.synReceived)
+        case (.synSent, _, _, _): return .ignore
+        case (_, true, true, _): return .ignore                                     // a SYN-ACK again
+        case (_, true, false, _): return .invalid("a SYN from the side that answered")
+        case (.synSent2, _, _, _): return .ignore
+        case (.synReceived, _, _, true), (.established, _, _, true): return .move(.finWait)
+        case (.finWait, _, _, true), (.closeWait, _, _, true), (.lastAck, _, _, true): return .move(.lastAck)
+        case (.timeWait, _, _, _): return .move(.timeWait)
+        case (.close, _, _, _): return .move(.close)
+        case (.synReceived, _, _, false): return .move(.synReceived)
+        case (.established, _, _, false): return segment.ackFlag ? .move(.established) : .invalid("no ACK")
+        case (.finWait, _, _, false), (.closeWait, _, _, false): return .move(.closeWait)
+        case (.lastAck, _, _, false): return .move(.timeWait)
+        case (.none, _, _, _): return .invalid("no connection")
+        }
+    }
+
+    /// Whether a RST may close the connection: at exactly the sequence
+    /// number the other side acknowledged last (an attacker must guess
+    /// it), or anywhere in the window once the connection is closing.
+    func rstAcceptable(_ segment: Segment, direction: Int) -> Bool {
+        let receiver = direction == 0 ? sides.1 : sides.0
+        let sender = direction == 0 ? sides.0 : sides.1
+        guard let expected = receiver.maxAck else {
+            // Nothing acknowledged yet (a refused SYN): the RST answers the SYN.
+            return state == .synSent ? segment.ackFlag && segment.ack == sender.end || segment.seq == sender.end
+                                     : Self.before(segment.seq, sender.maxEnd &+ 1)
+        }
+        if Self.before(segment.seq, expected) { return false }
+        switch state {
+        case .established, .synReceived: return segment.seq == expected
+        default: return Self.before(segment.seq, sender.maxEnd &+ 1)
+        }
+    }
+
+    /// Checks a segment against both sides' windows and moves them; returns
+    /// why it is outside, or `nil`.
+    mutating func window(_ segment: Segment, direction: Int) -> String? {
+        var sender = direction == 0 ? sides.0 : sides.1
+        var receiver = direction == 0 ? sides.1 : sides.0
+        var end = segment.end
+        var seq = segment.seq
+        if sender.maxWindow == 0 {
+            // This side's first segment (the answer to a SYN): its window starts here.
+            sender.end = end
+            sender.maxEnd = end
+            sender.maxWindow = max(UInt32(segment.window), 1)
+            sender.announcedScale = segment.windowScale != nil
+            sender.scale = segment.windowScale ?? 0
+            if !(sender.announcedScale && receiver.announcedScale) {
+                sender.scale = 0
+                receiver.scale = 0
+            }
+        }
+        if segment.syn && segment.ackFlag && segment.ack != receiver.end {
+            return "a SYN-ACK that acknowledges \(segment.ack), not the SYN (\(receiver.end))"
+        }
+        let ack = segment.ackFlag ? segment.ack : receiver.end
+        if seq == end && !segment.rst {
+            // A bare ACK: it carries nothing to place in the window.
+            seq = sender.end
+            end = sender.end
+        }
+        let maxAckWindow = max(sender.maxWindow, 66_000)
+        guard Self.before(seq, sender.maxEnd &+ 1) else { return "beyond the receiver's window" }
+        guard Self.after(end, sender.end &- receiver.maxWindow &- 1) else { return "below the window (already acknowledged long ago)" }
+        guard Self.before(ack, receiver.end &+ 1) else { return "acknowledges data not yet sent" }
+        guard Self.after(ack, receiver.end &- maxAckWindow &- 1) else { return "acknowledges far below the window" }
+        let window = segment.syn ? UInt32(segment.window) : UInt32(segment.window) << UInt32(sender.scale)
+        sender.maxWindow = max(sender.maxWindow, window)
+        if Self.after(end, sender.end) { sender.end = end }
+        if segment.ackFlag {
+            if let previous = sender.maxAck { if Self.after(ack, previous) { sender.maxAck = ack } } else { sender.maxAck = ack }
+        }
+        if receiver.maxWindow != 0 && Self.after(end, sender.maxEnd) { receiver.maxWindow &+= end &- sender.maxEnd }
+        if Self.after(ack &+ window, receiver.maxEnd &- 1) { receiver.maxEnd = ack &+ max(window, 1) }
+        if direction == 0 { sides = (sender, receiver) } else { sides = (receiver, sender) }
+        return nil
+    }
+
+    /// Sequence-number order, modulo 2^32.
+    static func before(_ a: UInt32, _ b: UInt32) -> Bool { Int32(bitPattern: a &- b) < 0 }
+    static func after(_ a: UInt32, _ b: UInt32) -> Bool { Int32(bitPattern: b &- a) < 0 }
+}
