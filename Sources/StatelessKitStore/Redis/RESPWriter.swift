@@ -102,6 +102,11 @@ struct RESPWriter {
         count = at + 2 - bytes
     }
 
+    /// An argument of static text.
+    mutating func argument(_ text: StaticString) {
+        argument(UnsafeRawPointer(text.utf8Start), text.utf8CodeUnitCount)
+    }
+
     /// An argument of bytes.
     mutating func argument(_ value: [UInt8]) {
         value.withUnsafeBytes { argument($0.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, $0.count) }

@@ -10,9 +10,25 @@
 /// ``RedisLayout/encodeDeadline(_:)``). Replies are `{status, value,
 /// deadline, integer}`, status numbered as ``StateStatus``.
 enum RedisScript {
-    /// The operations the script runs, as the second argument names them.
-    enum Operation: String {
-        case insert, compareAndSet = "cas", delete, touch, add, take, give, sweep, reclaim, initPool = "initpool"
+    /// The operations the script runs.
+    enum Operation {
+        case insert, compareAndSet, delete, touch, add, take, give, sweep, reclaim, initPool
+
+        /// The second argument that names it (static text: writing it allocates nothing).
+        var word: StaticString {
+            switch self {
+            case .insert: "insert"
+            case .compareAndSet: "cas"
+            case .delete: "delete"
+            case .touch: "touch"
+            case .add: "add"
+            case .take: "take"
+            case .give: "give"
+            case .sweep: "sweep"
+            case .reclaim: "reclaim"
+            case .initPool: "initpool"
+            }
+        }
     }
 
     static let source = #"""

@@ -36,6 +36,9 @@ final class RedisSession: StateSession {
     let keySizes: [[UInt8]]
     let capacities: [[UInt8]]
     let poolNumbers: [[UInt8]]
+    /// `{namespace}:d<table>` and `{namespace}:l<pool>`: what a sweep walks.
+    let deadlineIndexKeys: [[UInt8]]
+    let leaseKeys: [[UInt8]]
     /// Key and value sizes per table, for the packet path (reading a
     /// `TableDescription` copies its name and closures).
     let keyLengths: UnsafeMutableBufferPointer<Int>
@@ -89,6 +92,8 @@ final class RedisSession: StateSession {
         keySizes = schema.tables.map { Array("\($0.keySize)".utf8) }
         capacities = schema.tables.map { Array("\($0.capacity)".utf8) }
         poolNumbers = schema.pools.indices.map { Array("\($0)".utf8) }
+        deadlineIndexKeys = schema.tables.indices.map { Array("\(prefix)d\($0)".utf8) }
+        leaseKeys = schema.pools.indices.map { Array("\(prefix)l\($0)".utf8) }
         keyLengths = .allocate(capacity: max(schema.tables.count, 1))
         valueLengths = .allocate(capacity: max(schema.tables.count, 1))
         for (i, table) in schema.tables.enumerated() {
@@ -170,38 +175,41 @@ final class RedisSession: StateSession {
         }
     }
 
+    /// Starts a call of the script: `EVALSHA sha 1 KEY OP PREFIX NOW`, then
+    /// `arguments` more. `key` writes the key the operation is about.
+    func beginScript(_ arguments: Int, _ operation: RedisScript.Operation, now: Int64, key: () -> Void) {
+        writer.command(4 + 3 + arguments)
+        writer.argument(Self.evalsha)
+        writer.argument(sha)
+        writer.argument(Self.one)
+        key()
+        writer.argument(operation.word)
+        writer.argument(prefix)
+        writer.deadline(now)
+    }
+
     func encodeScript(_ op: StateOperation, _ request: StateRequest) {
         let now = request.now.nanoseconds
-        func start(_ arguments: Int, _ operation: RedisScript.Operation, key: () -> Void) {
-            writer.command(4 + 3 + arguments)
-            writer.argument(Self.evalsha)
-            writer.argument(sha)
-            writer.argument(Self.one)
-            key()
-            writer.argument(Array(operation.rawValue.utf8))
-            writer.argument(prefix)
-            writer.deadline(now)
-        }
         let table = Int(op.table)
         switch op.kind {
         case .take:
-            start(2, .take) { writer.argument(poolKeys[table]) }
+            beginScript(2, .take, now: now) { writer.argument(poolKeys[table]) }
             writer.argument(poolNumbers[table])
             writer.argument(Int((now &+ lease) / 1_000_000))
             return
         case .give:
-            start(2, .give) { writer.argument(poolKeys[table]) }
+            beginScript(2, .give, now: now) { writer.argument(poolKeys[table]) }
             writer.argument(poolNumbers[table])
             writer.argument(request.bytes(at: op.key), pools[table].itemSize)
             return
         default:
             break
         }
-        let description = tables[table]
+        let keySize = keyLengths[table], valueSize = valueLengths[table]
         let key = request.bytes(at: op.key)
         // The table's number and key size, then the operation's own arguments.
         func begin(_ arguments: Int, _ operation: RedisScript.Operation) {
-            start(arguments, operation) { writer.argument(recordPrefixes[table], key, description.keySize) }
+            beginScript(arguments, operation, now: now) { writer.argument(recordPrefixes[table], key, keySize) }
             writer.argument(tableNumbers[table])
             writer.argument(keySizes[table])
         }
@@ -215,36 +223,36 @@ final class RedisSession: StateSession {
         case .insertIfAbsent:
             begin(11, .insert)
             writer.argument(capacities[table])
-            writer.argument(key, description.keySize)
+            writer.argument(key, keySize)
             if op.secondKey >= 0 {
-                writer.argument(request.bytes(at: op.secondKey), description.keySize)
+                writer.argument(request.bytes(at: op.secondKey), keySize)
             } else {
                 writer.argument([])
             }
             let value = request.bytes(at: op.value)
-            writer.argument(value, description.valueSize)
+            writer.argument(value, valueSize)
             resource.removeAll(keepingCapacity: true)
-            if let held = description.heldResource?(key, value) { RedisLayout.encodeResource(held, into: &resource) }
+            if let held = tables[table].heldResource?(key, value) { RedisLayout.encodeResource(held, into: &resource) }
             writer.argument(resource)
             expiry(op.deadline)
             writer.argument(op.releaseOnConflict ? Self.one : Self.zero)
         case .compareAndSet:
             begin(8, .compareAndSet)
-            writer.argument(key, description.keySize)
-            writer.argument(request.bytes(at: op.expected), description.valueSize)
-            writer.argument(request.bytes(at: op.value), description.valueSize)
+            writer.argument(key, keySize)
+            writer.argument(request.bytes(at: op.expected), valueSize)
+            writer.argument(request.bytes(at: op.value), valueSize)
             expiry(op.deadline)
         case .touch:
             begin(6, .touch)
-            writer.argument(key, description.keySize)
+            writer.argument(key, keySize)
             expiry(op.deadline)
         case .delete:
             begin(3, .delete)
-            writer.argument(key, description.keySize)
+            writer.argument(key, keySize)
         case .add:
             begin(5, .add)
             writer.argument(capacities[table])
-            writer.argument(key, description.keySize)
+            writer.argument(key, keySize)
             writer.argument(Int(op.delta))
         case .read, .take, .give:
             preconditionFailure("handled above")
@@ -513,25 +521,15 @@ final class RedisSession: StateSession {
         let score = Int(now / 1_000_000)
         for attempt in 0..<2 {
             writer.reset()
-            func start(_ key: [UInt8], _ operation: RedisScript.Operation, _ arguments: Int) {
-                writer.command(4 + 3 + arguments)
-                writer.argument(Self.evalsha)
-                writer.argument(sha)
-                writer.argument(Self.one)
-                writer.argument(key)
-                writer.argument(Array(operation.rawValue.utf8))
-                writer.argument(prefix)
-                writer.deadline(now)
-            }
             for table in tables.indices {
-                start(prefix + Array("d\(table)".utf8), .sweep, 4)
+                beginScript(4, .sweep, now: now) { writer.argument(deadlineIndexKeys[table]) }
                 writer.argument(tableNumbers[table])
                 writer.argument(keySizes[table])
                 writer.argument(budget)
                 writer.argument(score)
             }
             for pool in pools.indices {
-                start(prefix + Array("l\(pool)".utf8), .reclaim, 3)
+                beginScript(3, .reclaim, now: now) { writer.argument(leaseKeys[pool]) }
                 writer.argument(poolNumbers[pool])
                 writer.argument(budget)
                 writer.argument(score)

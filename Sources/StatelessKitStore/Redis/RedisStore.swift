@@ -65,7 +65,7 @@ public final class RedisStore: StateStore, @unchecked Sendable {
         var filled = 0
         for (id, pool) in schema.pools.enumerated() {
             let arguments: [[UInt8]] = [Array("EVALSHA".utf8), sha, Array("1".utf8), Array("\(prefix)p\(id)".utf8),
-                                        Array("initpool".utf8), Array(prefix.utf8), [UInt8](repeating: 0, count: 8),
+                                        Array("\(RedisScript.Operation.initPool.word)".utf8), Array(prefix.utf8), [UInt8](repeating: 0, count: 8),
                                         Array("\(id)".utf8)] + pool.items
             let reply = try Self.check(connection.command(arguments), "filling pool \(pool.name)")
             if case .integer(let items) = reply { filled += Int(items) }

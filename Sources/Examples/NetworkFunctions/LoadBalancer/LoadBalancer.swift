@@ -35,19 +35,13 @@ public struct LoadBalancer: Sendable {
 
     /// The processing graph.
     public func graph() throws -> Graph {
-        let policy = LBTimeoutPolicy(config.timeouts)
         return try Graph("lb") { g in
             let parse = g.add(ParseNode())
             let direction = g.add(LBDirection(config))
-            let forward = g.add(LBForward(state: state, backends: backends, fullNAT: config.fullNAT, policy: policy))
-            let back = g.add(LBReturn(state: state, policy: policy))
+            let forward = g.add(LBForward(state: state, backends: backends, fullNAT: config.fullNAT))
+            let back = g.add(LBReturn(state: state))
             g.entry(parse)
-            g.route(parse) { switch $0 {
-                case .ip: direction
-                case .arp: g.drop("arp")
-                case .unsupported: g.drop("unsupportedEtherType")
-                case .malformed: g.drop("malformed")
-            } }
+            g.routeParsed(parse, ip: direction)
             g.route(direction) { switch $0 {
                 case .toVIP: forward
                 case .fromBackend: back
@@ -148,12 +142,19 @@ struct LBScratch {
     var read: Ticket<Entry<LBAssignment>?>? = nil
     var take: Ticket<NATEndpoint?>? = nil
     var insert: Ticket<Insertion<LBAssignment>>? = nil
-}
 
-/// The endpoint at `end` of the packet an ICMP error quotes (validated by
-/// the direction node).
-func quotedEndpoint(_ packet: Packet, _ end: Endpoint) -> NATEndpoint {
-    NATEndpoint(packet.quotedAddress(end)?.ipv4 ?? IPv4Address(0), packet.quotedPort(end) ?? 0)
+    /// Reads the flow an ICMP error is about: the quoted packet went to
+    /// `side` (validated by the direction node), so its addresses, swapped,
+    /// are the flow's key from that side.
+    mutating func lookUpError(_ packet: Packet, _ side: LBKey.Side, _ flows: StateTable<LBKey, LBAssignment>,
+                              _ access: inout StateAccess) {
+        func quoted(_ end: Endpoint) -> NATEndpoint {
+            NATEndpoint(packet.quotedAddress(end)?.ipv4 ?? IPv4Address(0), packet.quotedPort(end) ?? 0)
+        }
+        stage = .error
+        key = LBKey(side, packet.layout.quote!.ipProtocol, quoted(.destination), quoted(.source))
+        read = access.read(flows, key)
+    }
 }
 
 /// Keeps a flow's TCP flags and deadline.
@@ -189,16 +190,12 @@ struct LBForward: StatefulNode {
     let state: LBState
     let backends: LBBackends
     let fullNAT: Bool
-    let policy: LBTimeoutPolicy
 
     func start(_ packet: inout Packet, _ scratch: inout LBScratch, _ access: inout StateAccess,
                _ context: inout NodeContext) -> Step<Output> {
         if packet.layout.icmp == .error {
             // About a packet the balancer sent a client: from the VIP to the client.
-            scratch.stage = .error
-            scratch.key = LBKey(.client, packet.layout.quote!.ipProtocol, quotedEndpoint(packet, .destination),
-                                quotedEndpoint(packet, .source))
-            scratch.read = access.read(state.flows, scratch.key)
+            scratch.lookUpError(packet, .client, state.flows, &access)
             return .wait
         }
         let client = NATEndpoint(packet.ipv4Address(.source)!, packet.port(.source))
@@ -300,16 +297,12 @@ struct LBReturn: StatefulNode {
     static var emptyScratch: LBScratch { LBScratch() }
     var name: String { "lb-return" }
     let state: LBState
-    let policy: LBTimeoutPolicy
 
     func start(_ packet: inout Packet, _ scratch: inout LBScratch, _ access: inout StateAccess,
                _ context: inout NodeContext) -> Step<Output> {
         if packet.layout.icmp == .error {
             // About a packet the balancer sent a backend.
-            scratch.stage = .error
-            scratch.key = LBKey(.backend, packet.layout.quote!.ipProtocol, quotedEndpoint(packet, .destination),
-                                quotedEndpoint(packet, .source))
-            scratch.read = access.read(state.flows, scratch.key)
+            scratch.lookUpError(packet, .backend, state.flows, &access)
             return .wait
         }
         guard let source = packet.ipv4Address(.source), let destination = packet.ipv4Address(.destination),

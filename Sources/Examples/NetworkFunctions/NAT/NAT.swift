@@ -40,12 +40,7 @@ public struct NAT: Sendable {
             let outbound = g.add(NATOutbound(rules: rules))
             let inbound = g.add(NATInbound(rules: rules))
             g.entry(parse)
-            g.route(parse) { switch $0 {
-                case .ip: direction
-                case .arp: g.drop("arp")
-                case .unsupported: g.drop("unsupportedEtherType")
-                case .malformed: g.drop("malformed")
-            } }
+            g.routeParsed(parse, ip: direction)
             g.route(direction) { switch $0 {
                 case .outbound: outbound
                 case .inbound: inbound
