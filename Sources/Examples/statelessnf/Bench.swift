@@ -4,5 +4,5 @@ import ArgumentParser
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure StatelessKit's components.",
-        subcommands: [BenchParser.self, BenchNAT.self, BenchLB.self])
+        subcommands: [BenchParser.self, BenchNAT.self, BenchLB.self, BenchFirewall.self])
 }

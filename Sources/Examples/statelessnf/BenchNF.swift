@@ -95,6 +95,15 @@ struct BenchNAT: ParsableCommand {
             let lb = LoadBalancer(try config.resolved())
             return Subject(graph: { try lb.graph() }, schema: lb.state.schema, readTable: lb.state.flows.id,
                            namespace: namespace)
+        case .firewall:
+            var config = FirewallConfig()
+            config.capacity = bench.flows + newFlows + 1024
+            config.timeouts.udpUnreplied = bench.newFlowRatio > 0 ? 2 : 300
+            config.namespace = namespace
+            let rules = try FirewallRuleSet.parse(BenchFirewall.rules, file: "bench.rules")
+            let firewall = Firewall(try config.resolved(ruleSet: rules))
+            return Subject(graph: { try firewall.graph() }, schema: firewall.state.schema,
+                           readTable: firewall.state.connections.id, namespace: namespace)
         }
     }
 
@@ -357,5 +366,37 @@ struct BenchLB: ParsableCommand {
 
     func run() throws {
         try BenchNAT.measure(.lb, bench: bench, storeOptions: storeOptions, runtime: runtime)
+    }
+}
+
+/// `statelessnf bench firewall`: the stateful firewall over traffic generated in memory.
+struct BenchFirewall: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "firewall",
+        abstract: "Measure the stateful firewall over generated traffic, as bench nat does the NAT.",
+        discussion: """
+            Every flow is UDP from an inside host to 198.51.100.1:53; the rules are those \
+            of a typical edge firewall (below). The established path reads the flow's \
+            connection, tracks the packet, evaluates the rules and sends.
+
+            \(rules)
+            """)
+
+    /// The rules the benchmark's firewall runs.
+    static let rules = """
+        accept state established,related
+        drop state invalid
+        accept out state new
+        accept in proto tcp dport 22,80,443 state new
+        policy in drop
+        policy out accept
+        """
+
+    @OptionGroup var bench: NFBenchOptions
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    func run() throws {
+        try BenchNAT.measure(.firewall, bench: bench, storeOptions: storeOptions, runtime: runtime)
     }
 }

@@ -17,10 +17,11 @@ struct GraphCommand: ParsableCommand {
 
     @OptionGroup var nat: NATOptions
     @OptionGroup(title: "Load balancer options") var lb: LBOptions
+    @OptionGroup(title: "Firewall options") var firewall: FirewallOptions
 
     func run() throws {
         // Without a configuration, an example one: the graph is the same.
-        let graph = try SelectedNF(nf, nat: nat, lb: lb, example: true).graph
+        let graph = try SelectedNF(nf, nat: nat, lb: lb, firewall: firewall, example: true).graph
         print(format == .dot ? graph.dot : graph.description)
     }
 }

@@ -8,7 +8,7 @@ import Yams
 
 /// The network functions `statelessnf` runs.
 enum NFKind: String, ExpressibleByArgument, CaseIterable {
-    case nat, lb
+    case nat, lb, firewall
 }
 
 /// The NAT's options, as flags or in a config file; flags win.
@@ -105,6 +105,40 @@ struct LBOptions: ParsableArguments {
     }
 }
 
+/// The firewall's options, as flags or in the config file (`--config`);
+/// flags win. Its internal prefixes come from `--internal`.
+struct FirewallOptions: ParsableArguments {
+    @Option(help: "The firewall's rule file (Documentation/Firewall.md).")
+    var rules: String?
+
+    @Flag(help: "Pick up TCP connections seen first midway (no SYN) instead of refusing them as invalid.")
+    var loosePickup = false
+
+    /// The configuration: the file's, then the flags over it, checked, with
+    /// the rule file read.
+    /// `example` stands in for the rule file when there is none (for
+    /// commands that only need some firewall, such as `graph`).
+    func firewallConfig(file: String?, internal: String?, insidePort: UInt16? = nil, outsidePort: UInt16? = nil,
+                        example: Bool = false) throws -> ResolvedFirewallConfig {
+        var config = FirewallConfig()
+        if let file { config = try ConfigFile.load(file, as: FirewallConfig.self) }
+        if let rules { config.rules = rules }
+        if loosePickup { config.loosePickup = true }
+        if let `internal` { config.internal = NATOptions.list(`internal`) }
+        if let insidePort { config.insidePort = insidePort }
+        if let outsidePort { config.outsidePort = outsidePort }
+        do {
+            let stand = example && config.rules.isEmpty
+                ? try FirewallRuleSet.parse("accept state established,related\naccept out state new\n") : nil
+            return try config.resolved(ruleSet: stand)
+        } catch let error as RuleSyntaxError {
+            throw ValidationError("firewall rules: \(error)")
+        } catch {
+            throw ValidationError("firewall configuration: \(error)")
+        }
+    }
+}
+
 /// The NF a command runs, built from its options.
 struct SelectedNF {
     let graph: Graph
@@ -117,7 +151,7 @@ struct SelectedNF {
     /// NF runs (the load balancer's backends); `nil` when nothing can.
     let reload: (@Sendable () throws -> String)?
 
-    init(_ kind: NFKind, nat: NATOptions, lb: LBOptions, example: Bool = false) throws {
+    init(_ kind: NFKind, nat: NATOptions, lb: LBOptions, firewall: FirewallOptions, example: Bool = false) throws {
         switch kind {
         case .nat:
             var options = nat
@@ -154,6 +188,14 @@ struct SelectedNF {
             } else {
                 reload = nil
             }
+        case .firewall:
+            let function = Firewall(try firewall.firewallConfig(file: nat.config, internal: nat.internal, example: example))
+            graph = try function.graph()
+            schema = function.state.schema
+            inputPort = function.insidePort
+            portNames = Dictionary([(function.outsidePort, "outside"), (function.insidePort, "inside")],
+                                   uniquingKeysWith: { a, b in a == b ? a : "\(b)/\(a)" })
+            reload = nil
         }
     }
 }

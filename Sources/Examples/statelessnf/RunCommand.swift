@@ -23,6 +23,8 @@ struct RunCommand: ParsableCommand {
                   --external 203.0.113.1 --ports 20000-29999
               statelessnf run lb --input pcap:clients.pcap --output pcap:out.pcap \\
                   --vip 10.0.0.10:80/tcp --backend 192.168.1.1:8080@2 --backend 192.168.1.2:8080
+              statelessnf run firewall --input pcap:mixed.pcap --output pcap:passed.pcap \\
+                  --rules firewall.rules --internal 10.0.0.0/8,2001:db8:1::/48
             """)
 
     @Argument(help: "The network function: \(NFKind.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -42,6 +44,7 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var nat: NATOptions
     @OptionGroup(title: "Load balancer options") var lb: LBOptions
+    @OptionGroup(title: "Firewall options") var firewall: FirewallOptions
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var runtime: RuntimeOptions
 
@@ -56,7 +59,7 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
-        let function = try SelectedNF(nf, nat: nat, lb: lb)
+        let function = try SelectedNF(nf, nat: nat, lb: lb, firewall: firewall)
         let reloading = function.reload.map(Self.reloadOnHangUp)
         defer { reloading?.cancel() }
         let store = try storeOptions.makeStore()

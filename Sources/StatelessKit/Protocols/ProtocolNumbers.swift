@@ -55,4 +55,16 @@ public enum IPProtocol {
             return false
         }
     }
+
+    /// The protocol's name as tools print it: `tcp`, `udp`, `icmp`,
+    /// `icmpv6`, or `proto N`.
+    public static func name(_ value: UInt8) -> String {
+        switch value {
+        case tcp: "tcp"
+        case udp: "udp"
+        case icmp: "icmp"
+        case icmpv6: "icmpv6"
+        default: "proto \(value)"
+        }
+    }
 }

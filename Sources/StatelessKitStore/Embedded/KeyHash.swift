@@ -13,11 +13,18 @@ func keyHash(_ bytes: UnsafeRawPointer, _ count: Int, seed: UInt64 = 0x2D35_8DCC
         i += 8
     }
     var tail: UInt64 = 0
-    var shift: UInt64 = 0
-    while i < count {
-        tail |= UInt64(bytes.load(fromByteOffset: i, as: UInt8.self)) << shift
-        shift += 8
-        i += 1
+    if i < count {
+        if count >= 8 {
+            // The last 8 bytes, overlapping words already folded: one load.
+            tail = bytes.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
+        } else {
+            var shift: UInt64 = 0
+            while i < count {
+                tail |= UInt64(bytes.load(fromByteOffset: i, as: UInt8.self)) << shift
+                shift += 8
+                i += 1
+            }
+        }
     }
     return mix(h ^ tail, 0x4B33_A62E_D433_D4A3)
 }

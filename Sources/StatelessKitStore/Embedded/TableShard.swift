@@ -132,6 +132,11 @@ func memcmp(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ count: Int) -> Int32
         }
         i += 8
     }
+    if i < count && count >= 8 {
+        // The last 8 bytes, overlapping words already compared: one load each.
+        return a.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
+            == b.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self) ? 0 : 1
+    }
     while i < count {
         if a.load(fromByteOffset: i, as: UInt8.self) != b.load(fromByteOffset: i, as: UInt8.self) { return 1 }
         i += 1

@@ -46,30 +46,11 @@ public struct FirewallRule: Sendable, Equatable {
     public var destinationPorts: [ClosedRange<UInt16>] = []
     /// ICMP or ICMPv6 types, if any.
     public var icmpTypes: [UInt8] = []
-    /// Connection states (any of them), if any.
+    /// Connection states (any of them); none means new, established or
+    /// related: a rule must name `invalid` to match invalid packets.
     public var states: [ConnectionState] = []
     /// The line it came from.
     public var line: Int = 0
-
-    /// Whether the rule matches a packet with these facts.
-    public func matches(_ facts: PacketFacts) -> Bool {
-        if let direction, direction != facts.direction { return false }
-        if let inputPort, inputPort != facts.inputPort { return false }
-        if !sources.isEmpty && !sources.contains(where: { $0.contains(facts.source) }) { return false }
-        if !destinations.isEmpty && !destinations.contains(where: { $0.contains(facts.destination) }) { return false }
-        if let ipProtocol, ipProtocol != facts.ipProtocol { return false }
-        if !sourcePorts.isEmpty {
-            guard let port = facts.sourcePort, sourcePorts.contains(where: { $0.contains(port) }) else { return false }
-        }
-        if !destinationPorts.isEmpty {
-            guard let port = facts.destinationPort, destinationPorts.contains(where: { $0.contains(port) }) else { return false }
-        }
-        if !icmpTypes.isEmpty {
-            guard let type = facts.icmpType, icmpTypes.contains(type) else { return false }
-        }
-        if !states.isEmpty && !states.contains(facts.state) { return false }
-        return true
-    }
 }
 
 /// What rules look at in a packet.
@@ -110,10 +91,11 @@ public struct FirewallRuleSet: Sendable, Equatable {
 
     public init() {}
 
-    /// The first matching rule's action (and its line), or the direction's policy (line 0).
+    /// The first matching rule's action (and its line), or the direction's
+    /// policy (line 0). For tools and tests: the firewall compiles its rules
+    /// once (``CompiledRules``) and decides with them.
     public func decide(_ facts: PacketFacts) -> (FirewallAction, line: Int) {
-        for rule in rules where rule.matches(facts) { return (rule.action, rule.line) }
-        return (facts.direction == .inbound ? inboundPolicy : outboundPolicy, 0)
+        CompiledRules(self).decide(facts)
     }
 
     /// Parses a rule file (Documentation/Firewall.md has the syntax); an
@@ -141,6 +123,7 @@ public struct FirewallRuleSet: Sendable, Equatable {
                 throw fail("expected 'accept', 'drop' or 'policy', found '\(first)'")
             }
             var rule = FirewallRule(action: action, line: line)
+            var typeNames: [Substring] = []
             while let word = words.popFirst() {
                 func value(_ what: String) throws(RuleSyntaxError) -> String {
                     guard let next = words.popFirst() else { throw fail("expected \(what) after '\(word)'") }
@@ -183,12 +166,7 @@ public struct FirewallRuleSet: Sendable, Equatable {
                     }
                     if word == "sport" { rule.sourcePorts = ranges } else { rule.destinationPorts = ranges }
                 case "type":
-                    for text in try list("an ICMP type (echo-request, echo-reply, destination-unreachable, time-exceeded or a number)") {
-                        guard let type = Self.icmpTypes[String(text)] ?? UInt8(text) else {
-                            throw fail("expected an ICMP type after 'type', found '\(text)'")
-                        }
-                        rule.icmpTypes.append(type)
-                    }
+                    typeNames += try list("an ICMP type (echo-request, echo-reply, destination-unreachable, time-exceeded or a number)")
                 case "state":
                     for text in try list("states (new, established, related, invalid)") {
                         guard let state = ConnectionState(rawValue: String(text)) else {
@@ -204,8 +182,17 @@ public struct FirewallRuleSet: Sendable, Equatable {
                rule.ipProtocol != IPProtocol.tcp && rule.ipProtocol != IPProtocol.udp {
                 throw fail("ports need 'proto tcp' or 'proto udp' in the same rule")
             }
-            if !rule.icmpTypes.isEmpty, rule.ipProtocol != IPProtocol.icmp && rule.ipProtocol != IPProtocol.icmpv6 {
-                throw fail("'type' needs 'proto icmp' or 'proto icmpv6' in the same rule")
+            if !typeNames.isEmpty {
+                guard rule.ipProtocol == IPProtocol.icmp || rule.ipProtocol == IPProtocol.icmpv6 else {
+                    throw fail("'type' needs 'proto icmp' or 'proto icmpv6' in the same rule")
+                }
+                let names = rule.ipProtocol == IPProtocol.icmp ? Self.icmpTypes : Self.icmpv6Types
+                for text in typeNames {
+                    guard let type = names[String(text)] ?? UInt8(text) else {
+                        throw fail("expected an ICMP type (\(names.keys.sorted().joined(separator: ", ")) or a number) after 'type', found '\(text)'")
+                    }
+                    rule.icmpTypes.append(type)
+                }
             }
             set.rules.append(rule)
         }
@@ -215,6 +202,11 @@ public struct FirewallRuleSet: Sendable, Equatable {
     static let icmpTypes: [String: UInt8] = [
         "echo-reply": 0, "destination-unreachable": 3, "echo-request": 8, "time-exceeded": 11,
         "parameter-problem": 12,
+    ]
+    static let icmpv6Types: [String: UInt8] = [
+        "destination-unreachable": 1, "packet-too-big": 2, "time-exceeded": 3, "parameter-problem": 4,
+        "echo-request": 128, "echo-reply": 129, "router-solicitation": 133, "router-advertisement": 134,
+        "neighbor-solicitation": 135, "neighbor-advertisement": 136,
     ]
 }
 

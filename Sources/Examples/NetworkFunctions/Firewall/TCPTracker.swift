@@ -1,3 +1,5 @@
+import StatelessKit
+
 /// A TCP connection as the firewall tracks it, in the spirit of Linux's
 /// conntrack: a state machine over the segments' flags, and each side's
 /// sequence window, so that a segment outside what the other side could
@@ -61,8 +63,36 @@ public struct TCPTracker: Sendable, Equatable {
         /// connection, a retransmitted SYN-ACK): it passes, nothing changes.
         case ignored
         /// It fits no state of the connection, or lies outside the window.
-        case invalid(String)
+        case invalid(InvalidReason)
     }
+
+    /// Why a segment is invalid; the firewall counts drops under
+    /// `firewall.invalid.<reason>`.
+    public enum InvalidReason: String, Sendable, CaseIterable, CustomStringConvertible {
+        case rstWithoutConnection, synAckFromInitiator, dataBeforeHandshake, noACK, synFromResponder, noConnection
+        case synOpensNothing, rstNotExact, beyondWindow, belowWindow, ackOfUnsentData, ackBelowWindow, staleSynAck
+
+        public var description: String {
+            switch self {
+            case .rstWithoutConnection: "a RST for no connection"
+            case .synAckFromInitiator: "a SYN-ACK from the side that opened the connection"
+            case .dataBeforeHandshake: "data before the handshake completed"
+            case .noACK: "a segment without ACK on an open connection"
+            case .synFromResponder: "a SYN from the side that answered"
+            case .noConnection: "no connection"
+            case .synOpensNothing: "a SYN that opens nothing"
+            case .rstNotExact: "a RST not at the exact next sequence number"
+            case .beyondWindow: "beyond the receiver's window"
+            case .belowWindow: "below the window (acknowledged long ago)"
+            case .ackOfUnsentData: "acknowledges data not yet sent"
+            case .ackBelowWindow: "acknowledges far below the window"
+            case .staleSynAck: "a SYN-ACK that does not acknowledge the SYN"
+            }
+        }
+    }
+
+    /// No connection yet (``start(_:loose:)`` opens one).
+    public init() {}
 
     public private(set) var state = State.none
     /// The initiator's side (0) and the responder's (1).
@@ -90,19 +120,9 @@ public struct TCPTracker: Sendable, Equatable {
         return tracker
     }
 
-    /// How long the connection lives idle in its state (Linux's defaults).
-    public var timeout: Double {
-        switch state {
-        case .synSent, .synSent2: return 120
-        case .synReceived: return 60
-        case .established: return 432_000
-        case .finWait: return 120
-        case .closeWait: return 60
-        case .lastAck: return 30
-        case .timeWait: return 120
-        case .close, .none: return 10
-        }
-    }
+    /// How long the connection lives idle in its state, by Linux's
+    /// defaults (``FirewallTimeouts`` makes them configurable).
+    public var timeout: Double { FirewallTimeouts().tcp(state) }
 
     /// Tracks a segment sent by the initiator (`reply` false) or the
     /// responder.
@@ -115,13 +135,13 @@ public struct TCPTracker: Sendable, Equatable {
             return .ignored
         case .reopen:
             // A new connection on the same endpoints, after the old one closed.
-            guard let fresh = Self.start(segment, loose: false) else { return .invalid("a SYN that opens nothing") }
+            guard let fresh = Self.start(segment, loose: false) else { return .invalid(.synOpensNothing) }
             self = fresh
             return .valid
         case .move(let newState):
             if segment.rst {
                 guard rstAcceptable(segment, direction: direction) else {
-                    return .invalid("a RST not at the exact next sequence number")
+                    return .invalid(.rstNotExact)
                 }
                 state = newState
                 return .valid
@@ -132,11 +152,11 @@ public struct TCPTracker: Sendable, Equatable {
         }
     }
 
-    enum Transition { case move(State), ignore, reopen, invalid(String) }
+    enum Transition { case move(State), ignore, reopen, invalid(InvalidReason) }
 
     /// The state machine: what a segment's flags do in each state, each way.
     func transition(_ segment: Segment, reply: Bool) -> Transition {
-        if segment.rst { return state == .none ? .invalid("a RST for no connection") : .move(.close) }
+        if segment.rst { return state == .none ? .invalid(.rstWithoutConnection) : .move(.close) }
         let synAck = segment.syn && segment.ackFlag
         if !reply {
             switch (state, segment.syn, synAck, segment.fin) {
@@ -145,18 +165,18 @@ public struct TCPTracker: Sendable, Equatable {
             case (.synSent2, _, true, _): return .move(.synReceived)              // simultaneous open
             case (.timeWait, true, false, _), (.close, true, false, _): return .reopen
             case (_, true, false, _): return .ignore                                 // a new SYN mid-connection
-            case (_, _, true, _): return .invalid("a SYN-ACK from the side that opened the connection")
+            case (_, _, true, _): return .invalid(.synAckFromInitiator)
             case (.synSent, _, _, _), (.synSent2, _, _, _):
-                return .invalid("data before the handshake completed")
+                return .invalid(.dataBeforeHandshake)
             case (.synReceived, _, _, true), (.established, _, _, true): return .move(.finWait)
             case (.finWait, _, _, true), (.closeWait, _, _, true), (.lastAck, _, _, true): return .move(.lastAck)
             case (.timeWait, _, _, _): return .move(.timeWait)
             case (.close, _, _, _): return .move(.close)
-            case (.synReceived, _, _, false): return segment.ackFlag ? .move(.established) : .invalid("no ACK")
-            case (.established, _, _, false): return segment.ackFlag ? .move(.established) : .invalid("no ACK")
+            case (.synReceived, _, _, false): return segment.ackFlag ? .move(.established) : .invalid(.noACK)
+            case (.established, _, _, false): return segment.ackFlag ? .move(.established) : .invalid(.noACK)
             case (.finWait, _, _, false), (.closeWait, _, _, false): return .move(.closeWait)
             case (.lastAck, _, _, false): return .move(.timeWait)
-            case (.none, _, _, _): return .invalid("no connection")
+            case (.none, _, _, _): return .invalid(.noConnection)
             }
         }
         switch (state, segment.syn, synAck, segment.fin) {
@@ -164,17 +184,17 @@ public struct TCPTracker: Sendable, Equatable {
         case (.synSent, _, true, _), (.synSent2, _, true, _): return .move(.synReceived)
         case (.synSent, _, _, _): return .ignore
         case (_, true, true, _): return .ignore                                     // a SYN-ACK again
-        case (_, true, false, _): return .invalid("a SYN from the side that answered")
+        case (_, true, false, _): return .invalid(.synFromResponder)
         case (.synSent2, _, _, _): return .ignore
         case (.synReceived, _, _, true), (.established, _, _, true): return .move(.finWait)
         case (.finWait, _, _, true), (.closeWait, _, _, true), (.lastAck, _, _, true): return .move(.lastAck)
         case (.timeWait, _, _, _): return .move(.timeWait)
         case (.close, _, _, _): return .move(.close)
         case (.synReceived, _, _, false): return .move(.synReceived)
-        case (.established, _, _, false): return segment.ackFlag ? .move(.established) : .invalid("no ACK")
+        case (.established, _, _, false): return segment.ackFlag ? .move(.established) : .invalid(.noACK)
         case (.finWait, _, _, false), (.closeWait, _, _, false): return .move(.closeWait)
         case (.lastAck, _, _, false): return .move(.timeWait)
-        case (.none, _, _, _): return .invalid("no connection")
+        case (.none, _, _, _): return .invalid(.noConnection)
         }
     }
 
@@ -198,7 +218,7 @@ public struct TCPTracker: Sendable, Equatable {
 
     /// Checks a segment against both sides' windows and moves them; returns
     /// why it is outside, or `nil`.
-    mutating func window(_ segment: Segment, direction: Int) -> String? {
+    mutating func window(_ segment: Segment, direction: Int) -> InvalidReason? {
         var sender = direction == 0 ? sides.0 : sides.1
         var receiver = direction == 0 ? sides.1 : sides.0
         var end = segment.end
@@ -216,7 +236,7 @@ public struct TCPTracker: Sendable, Equatable {
             }
         }
         if segment.syn && segment.ackFlag && segment.ack != receiver.end {
-            return "a SYN-ACK that acknowledges \(segment.ack), not the SYN (\(receiver.end))"
+            return .staleSynAck
         }
         let ack = segment.ackFlag ? segment.ack : receiver.end
         if seq == end && !segment.rst {
@@ -225,10 +245,10 @@ public struct TCPTracker: Sendable, Equatable {
             end = sender.end
         }
         let maxAckWindow = max(sender.maxWindow, 66_000)
-        guard Self.before(seq, sender.maxEnd &+ 1) else { return "beyond the receiver's window" }
-        guard Self.after(end, sender.end &- receiver.maxWindow &- 1) else { return "below the window (already acknowledged long ago)" }
-        guard Self.before(ack, receiver.end &+ 1) else { return "acknowledges data not yet sent" }
-        guard Self.after(ack, receiver.end &- maxAckWindow &- 1) else { return "acknowledges far below the window" }
+        guard Self.before(seq, sender.maxEnd &+ 1) else { return .beyondWindow }
+        guard Self.after(end, sender.end &- receiver.maxWindow &- 1) else { return .belowWindow }
+        guard Self.before(ack, receiver.end &+ 1) else { return .ackOfUnsentData }
+        guard Self.after(ack, receiver.end &- maxAckWindow &- 1) else { return .ackBelowWindow }
         let window = segment.syn ? UInt32(segment.window) : UInt32(segment.window) << UInt32(sender.scale)
         sender.maxWindow = max(sender.maxWindow, window)
         if Self.after(end, sender.end) { sender.end = end }
@@ -244,4 +264,39 @@ public struct TCPTracker: Sendable, Equatable {
     /// Sequence-number order, modulo 2^32.
     static func before(_ a: UInt32, _ b: UInt32) -> Bool { Int32(bitPattern: a &- b) < 0 }
     static func after(_ a: UInt32, _ b: UInt32) -> Bool { Int32(bitPattern: b &- a) < 0 }
+}
+
+extension TCPTracker: StateCodable {
+    /// The state (1 byte), then each side: end, maxEnd, maxWindow, maxAck
+    /// (4 bytes each), scale, and flags (maxAck present, scale announced).
+    public static var encodedSize: Int { 37 }
+
+    public func encode(to pointer: UnsafeMutableRawPointer) {
+        pointer.storeBytes(of: state.rawValue, as: UInt8.self)
+        Self.encode(sides.0, to: pointer + 1)
+        Self.encode(sides.1, to: pointer + 19)
+    }
+
+    public init(decoding pointer: UnsafeRawPointer) {
+        state = State(rawValue: pointer.load(as: UInt8.self)) ?? .none
+        sides = (Self.decodeSide(pointer + 1), Self.decodeSide(pointer + 19))
+    }
+
+    static func encode(_ side: Side, to pointer: UnsafeMutableRawPointer) {
+        side.end.encode(to: pointer)
+        side.maxEnd.encode(to: pointer + 4)
+        side.maxWindow.encode(to: pointer + 8)
+        (side.maxAck ?? 0).encode(to: pointer + 12)
+        pointer.storeBytes(of: side.scale, toByteOffset: 16, as: UInt8.self)
+        let flags: UInt8 = (side.maxAck != nil ? 1 : 0) | (side.announcedScale ? 2 : 0)
+        pointer.storeBytes(of: flags, toByteOffset: 17, as: UInt8.self)
+    }
+
+    static func decodeSide(_ pointer: UnsafeRawPointer) -> Side {
+        let flags = pointer.load(fromByteOffset: 17, as: UInt8.self)
+        return Side(end: UInt32(decoding: pointer), maxEnd: UInt32(decoding: pointer + 4),
+                    maxWindow: UInt32(decoding: pointer + 8),
+                    maxAck: flags & 1 != 0 ? UInt32(decoding: pointer + 12) : nil,
+                    scale: pointer.load(fromByteOffset: 16, as: UInt8.self), announcedScale: flags & 2 != 0)
+    }
 }

@@ -112,7 +112,7 @@ extension NATBinding: CustomStringConvertible {
     /// `tcp 10.0.0.1:40000 <-> 203.0.113.1:20001 [answered]`: the protocol,
     /// both endpoints, and the TCP events seen.
     public var description: String {
-        let name = [IPProtocol.tcp: "tcp", IPProtocol.udp: "udp", IPProtocol.icmp: "icmp"][ipProtocol] ?? "proto \(ipProtocol)"
+        let name = IPProtocol.name(ipProtocol)
         let events = [(Flags.answered, "answered"), (.finInside, "fin inside"), (.finOutside, "fin outside"), (.reset, "reset")]
             .filter { flags.contains($0.0) }.map(\.1)
         return "\(name) \(inside) <-> \(outside)" + (events.isEmpty ? "" : " [\(events.joined(separator: ", "))]")

@@ -1,0 +1,182 @@
+import StatelessKit
+
+/// A connection's key as one direction's packets carry it: protocol,
+/// addresses, and ports (an ICMP echo's identifier as both ports, so that
+/// the request's and the reply's keys mirror each other). IPv4 addresses
+/// are held IPv4-mapped.
+public struct ConnectionKey: StateCodable, Hashable, CustomStringConvertible {
+    public var ipProtocol: UInt8
+    public var source: IPAddress
+    public var destination: IPAddress
+    public var sourcePort: UInt16
+    public var destinationPort: UInt16
+
+    /// A key.
+    public init(_ ipProtocol: UInt8, _ source: IPAddress, _ destination: IPAddress, _ sourcePort: UInt16,
+                _ destinationPort: UInt16) {
+        self.ipProtocol = ipProtocol
+        self.source = source
+        self.destination = destination
+        self.sourcePort = sourcePort
+        self.destinationPort = destinationPort
+    }
+
+    /// Whether the source endpoint (address, then port) is the lower of the
+    /// two: the same answer for a connection's every packet one way, the
+    /// other answer for the other way.
+    @inline(__always)
+    public var sourceIsLower: Bool {
+        if source.high != destination.high { return source.high < destination.high }
+        if source.low != destination.low { return source.low < destination.low }
+        return sourcePort < destinationPort
+    }
+
+    /// The key of the other direction's packets.
+    public var reversed: ConnectionKey { ConnectionKey(ipProtocol, destination, source, destinationPort, sourcePort) }
+
+    public static var encodedSize: Int { 37 }
+    public func encode(to pointer: UnsafeMutableRawPointer) {
+        pointer.storeBytes(of: ipProtocol, as: UInt8.self)
+        source.encode(to: pointer + 1)
+        destination.encode(to: pointer + 17)
+        sourcePort.encode(to: pointer + 33)
+        destinationPort.encode(to: pointer + 35)
+    }
+    public init(decoding pointer: UnsafeRawPointer) {
+        ipProtocol = pointer.load(as: UInt8.self)
+        source = IPAddress(decoding: pointer + 1)
+        destination = IPAddress(decoding: pointer + 17)
+        sourcePort = UInt16(decoding: pointer + 33)
+        destinationPort = UInt16(decoding: pointer + 35)
+    }
+
+    public var description: String {
+        func end(_ address: IPAddress, _ port: UInt16) -> String {
+            address.isIPv4 ? "\(address):\(port)" : "[\(address)]:\(port)"
+        }
+        return "\(IPProtocol.name(ipProtocol)) \(end(source, sourcePort)) -> \(end(destination, destinationPort))"
+    }
+}
+
+/// A tracked connection: which side opened it, whether the other side
+/// answered, and for TCP the state machine and windows. Stored under the
+/// key of each direction.
+public struct TrackedConnection: StateCodable, CustomStringConvertible {
+    /// The protocol.
+    public var ipProtocol: UInt8
+    /// Whether the side that opened it has the lower endpoint (address,
+    /// then port) of the two: what tells its packets from the replies.
+    public var openedByLower: Bool
+    /// Whether a packet came back from the other side.
+    public var replied: Bool
+    /// TCP's state and windows (a zero value for other protocols).
+    public var tcp: TCPTracker
+
+    /// A connection opened by a packet with `key`.
+    public init(key: ConnectionKey, tcp: TCPTracker = TCPTracker(), replied: Bool = false) {
+        ipProtocol = key.ipProtocol
+        openedByLower = key.sourceIsLower
+        self.replied = replied
+        self.tcp = tcp
+    }
+
+    /// The connection's key in the direction it was opened.
+    public func originalKey(from key: ConnectionKey) -> ConnectionKey {
+        isReply(key) ? key.reversed : key
+    }
+
+    /// Whether a packet with `key` comes from the side that answered.
+    @inline(__always)
+    public func isReply(_ key: ConnectionKey) -> Bool {
+        key.sourceIsLower != openedByLower
+    }
+
+    public static var encodedSize: Int { 2 + TCPTracker.encodedSize }
+    public func encode(to pointer: UnsafeMutableRawPointer) {
+        pointer.storeBytes(of: ipProtocol, as: UInt8.self)
+        pointer.storeBytes(of: (replied ? 1 : 0) | (openedByLower ? 2 : 0) as UInt8, toByteOffset: 1, as: UInt8.self)
+        tcp.encode(to: pointer + 2)
+    }
+    public init(decoding pointer: UnsafeRawPointer) {
+        ipProtocol = pointer.load(as: UInt8.self)
+        let flags = pointer.load(fromByteOffset: 1, as: UInt8.self)
+        replied = flags & 1 != 0
+        openedByLower = flags & 2 != 0
+        // Only TCP uses the tracker (the others keep it zero).
+        tcp = ipProtocol == IPProtocol.tcp ? TCPTracker(decoding: pointer + 2) : TCPTracker()
+    }
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.ipProtocol == b.ipProtocol && a.openedByLower == b.openedByLower && a.replied == b.replied
+            && (a.ipProtocol != IPProtocol.tcp || a.tcp == b.tcp)
+    }
+
+    public var description: String {
+        "\(IPProtocol.name(ipProtocol)) [\(ipProtocol == IPProtocol.tcp ? "\(tcp.state)" : (replied ? "replied" : "unreplied"))]"
+    }
+}
+
+/// What lets a datagram's later fragments follow its first: addresses,
+/// protocol and identification.
+public struct FragmentKey: StateCodable, Hashable {
+    public var source: IPAddress
+    public var destination: IPAddress
+    public var ipProtocol: UInt8
+    public var identification: UInt32
+
+    /// The key of `packet`'s datagram.
+    public init(_ packet: Packet) {
+        source = packet.address(.source)
+        destination = packet.address(.destination)
+        ipProtocol = packet.layout.ipProtocol
+        identification = packet.layout.fragment.identification
+    }
+
+    public static var encodedSize: Int { 37 }
+    public func encode(to pointer: UnsafeMutableRawPointer) {
+        source.encode(to: pointer)
+        destination.encode(to: pointer + 16)
+        pointer.storeBytes(of: ipProtocol, toByteOffset: 32, as: UInt8.self)
+        identification.encode(to: pointer + 33)
+    }
+    public init(decoding pointer: UnsafeRawPointer) {
+        source = IPAddress(decoding: pointer)
+        destination = IPAddress(decoding: pointer + 16)
+        ipProtocol = pointer.load(fromByteOffset: 32, as: UInt8.self)
+        identification = UInt32(decoding: pointer + 33)
+    }
+}
+
+/// The firewall's declared state: the connections, found by either
+/// direction's key and living as long as their protocol and state allow,
+/// and the entries that let fragments follow their datagram's first.
+public struct FirewallState: Sendable {
+    /// The deployment's schema.
+    public let schema: StateSchema
+    /// The tracked connections, under both directions' keys.
+    public let connections: StateTable<ConnectionKey, TrackedConnection>
+    /// Accepted first fragments, by datagram.
+    public let fragments: StateTable<FragmentKey, UInt16>
+
+    /// The state of a firewall with `config`.
+    public init(_ config: ResolvedFirewallConfig) {
+        let schema = StateSchema(namespace: config.namespace)
+        let timeouts = config.timeouts
+        @Sendable func nanoseconds(_ seconds: Double) -> Int64 { Int64(seconds * 1e9) }
+        connections = schema.table(
+            "connections", key: ConnectionKey.self, value: TrackedConnection.self, capacity: config.capacity,
+            reverseKey: { key, _ in key.reversed },
+            idleTimeout: { _, connection in
+                switch connection.ipProtocol {
+                case IPProtocol.tcp: nanoseconds(timeouts.tcp(connection.tcp.state))
+                case IPProtocol.udp: nanoseconds(connection.replied ? timeouts.udpReplied : timeouts.udpUnreplied)
+                case IPProtocol.icmp, IPProtocol.icmpv6: nanoseconds(timeouts.icmp)
+                default: nanoseconds(timeouts.other)
+                }
+            })
+        let fragment = nanoseconds(timeouts.fragment)
+        fragments = schema.table("fragments", key: FragmentKey.self, value: UInt16.self,
+                                 capacity: max(1024, config.capacity / 16), idleTimeout: { _, _ in fragment })
+        self.schema = schema
+    }
+}
