@@ -74,6 +74,8 @@ final class TestFrame {
     func ipv4Address(_ end: Endpoint) -> IPv4Address? { packet.ipv4Address(end) }
     func port(_ end: Endpoint) -> UInt16 { packet.port(end) }
     func verifyChecksums() -> ChecksumReport { packet.verifyChecksums() }
+    func quotedAddress(_ end: Endpoint) -> IPAddress? { packet.quotedAddress(end) }
+    func quotedPort(_ end: Endpoint) -> UInt16? { packet.quotedPort(end) }
 }
 
 @Suite("NAT")

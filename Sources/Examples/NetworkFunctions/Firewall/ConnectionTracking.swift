@@ -13,6 +13,15 @@ public enum InvalidPacket: Error, Equatable, Sendable, CustomStringConvertible {
     /// An ICMP echo reply from the side that sent the request, or a request from the side that answered.
     case wrongEchoDirection
 
+    /// Every counter invalid packets are counted under.
+    static let counterNames: [String] = {
+        let all = [InvalidPacket.noConnection, .unrelatedError, .wrongEchoDirection]
+            + TCPTracker.InvalidReason.allCases.map { InvalidPacket.tcp($0) }
+        var names: [String] = []
+        for name in all.map({ "\($0.counter)" }) where !names.contains(name) { names.append(name) }
+        return names
+    }()
+
     /// The counter it is counted under.
     var counter: StaticString {
         switch self {

@@ -230,23 +230,27 @@ struct FirewallFilter: StatefulNode {
     }
 
     /// An invalid packet: counted by reason, and dropped unless a rule
-    /// accepts `state invalid`.
+    /// accepts `state invalid` (a policy never does).
     func invalid(_ packet: Packet, _ reason: InvalidPacket, _ context: inout NodeContext) -> Step<Output> {
         context.count(reason.counter)
-        let decision = decide(packet, .invalid)
-        if case .done(.accepted) = decision { return decision }
-        return .done(.invalid)
+        let (action, line) = rules.decide(facts(packet, .invalid))
+        return action == .accept && line != 0 ? .done(.accepted) : .done(.invalid)
     }
 
     /// The rules' verdict on a packet in connection state `connectionState`.
     func decide(_ packet: Packet, _ connectionState: ConnectionState) -> Step<Output> {
+        decide(facts(packet, connectionState))
+    }
+
+    /// What the rules look at in `packet`.
+    func facts(_ packet: Packet, _ connectionState: ConnectionState) -> PacketFacts {
         let layout = packet.layout
         let isICMP = layout.transport == .icmpv4 || layout.transport == .icmpv6
-        return decide(PacketFacts(direction: direction, inputPort: packet.port, source: packet.address(.source),
-                                  destination: packet.address(.destination), ipProtocol: layout.ipProtocol,
-                                  sourcePort: layout.hasPorts ? packet.port(.source) : nil,
-                                  destinationPort: layout.hasPorts ? packet.port(.destination) : nil,
-                                  icmpType: isICMP ? packet.icmpType : nil, state: connectionState))
+        return PacketFacts(direction: direction, inputPort: packet.port, source: packet.address(.source),
+                           destination: packet.address(.destination), ipProtocol: layout.ipProtocol,
+                           sourcePort: layout.hasPorts ? packet.port(.source) : nil,
+                           destinationPort: layout.hasPorts ? packet.port(.destination) : nil,
+                           icmpType: isICMP ? packet.icmpType : nil, state: connectionState)
     }
 
     /// The rules' verdict on a TCP or UDP packet with `key` (its addresses

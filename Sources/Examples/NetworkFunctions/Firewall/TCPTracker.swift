@@ -95,10 +95,13 @@ public struct TCPTracker: Sendable, Equatable {
     public init() {}
 
     public private(set) var state = State.none
+    /// Whether windows are checked liberally (a connection picked up
+    /// midway): only RSTs are refused for where they fall.
+    public private(set) var liberal = false
     /// The initiator's side (0) and the responder's (1).
     public private(set) var sides = (Side(), Side())
     public static func == (a: TCPTracker, b: TCPTracker) -> Bool {
-        a.state == b.state && a.sides.0 == b.sides.0 && a.sides.1 == b.sides.1
+        a.state == b.state && a.liberal == b.liberal && a.sides.0 == b.sides.0 && a.sides.1 == b.sides.1
     }
 
     /// A connection opened by `segment` (a SYN), or, with `loose`, picked
@@ -112,8 +115,10 @@ public struct TCPTracker: Sendable, Equatable {
             return tracker
         }
         guard loose, !segment.rst, !segment.syn else { return nil }
-        // Picked up midway: trust what this segment shows of both sides.
+        // Picked up midway: trust what this segment shows of both sides,
+        // and check windows liberally, as Linux does.
         tracker.state = .established
+        tracker.liberal = true
         let window = max(UInt32(segment.window), 1)
         tracker.sides.0 = Side(end: segment.end, maxEnd: segment.end &+ window, maxWindow: window)
         tracker.sides.1 = Side(end: segment.ack, maxEnd: segment.ack, maxWindow: 1)
@@ -245,10 +250,14 @@ public struct TCPTracker: Sendable, Equatable {
             end = sender.end
         }
         let maxAckWindow = max(sender.maxWindow, 66_000)
-        guard Self.before(seq, sender.maxEnd &+ 1) else { return .beyondWindow }
-        guard Self.after(end, sender.end &- receiver.maxWindow &- 1) else { return .belowWindow }
-        guard Self.before(ack, receiver.end &+ 1) else { return .ackOfUnsentData }
-        guard Self.after(ack, receiver.end &- maxAckWindow &- 1) else { return .ackBelowWindow }
+        // A connection picked up midway is checked liberally (its window
+        // scale is unknown): the windows move, nothing is refused.
+        if !liberal {
+            guard Self.before(seq, sender.maxEnd &+ 1) else { return .beyondWindow }
+            guard Self.after(end, sender.end &- receiver.maxWindow &- 1) else { return .belowWindow }
+            guard Self.before(ack, receiver.end &+ 1) else { return .ackOfUnsentData }
+            guard Self.after(ack, receiver.end &- maxAckWindow &- 1) else { return .ackBelowWindow }
+        }
         let window = segment.syn ? UInt32(segment.window) : UInt32(segment.window) << UInt32(sender.scale)
         sender.maxWindow = max(sender.maxWindow, window)
         if Self.after(end, sender.end) { sender.end = end }
@@ -267,18 +276,20 @@ public struct TCPTracker: Sendable, Equatable {
 }
 
 extension TCPTracker: StateCodable {
-    /// The state (1 byte), then each side: end, maxEnd, maxWindow, maxAck
+    /// The state (1 byte, its high bit the liberal flag), then each side: end, maxEnd, maxWindow, maxAck
     /// (4 bytes each), scale, and flags (maxAck present, scale announced).
     public static var encodedSize: Int { 37 }
 
     public func encode(to pointer: UnsafeMutableRawPointer) {
-        pointer.storeBytes(of: state.rawValue, as: UInt8.self)
+        pointer.storeBytes(of: state.rawValue | (liberal ? 0x80 : 0), as: UInt8.self)
         Self.encode(sides.0, to: pointer + 1)
         Self.encode(sides.1, to: pointer + 19)
     }
 
     public init(decoding pointer: UnsafeRawPointer) {
-        state = State(rawValue: pointer.load(as: UInt8.self)) ?? .none
+        let first = pointer.load(as: UInt8.self)
+        state = State(rawValue: first & 0x7F) ?? .none
+        liberal = first & 0x80 != 0
         sides = (Self.decodeSide(pointer + 1), Self.decodeSide(pointer + 19))
     }
 
