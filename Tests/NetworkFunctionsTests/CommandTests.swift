@@ -94,6 +94,58 @@ struct CommandTests {
         #expect(bad != 0 && badError.contains("the protocol must be tcp or udp"), "\(badError)")
     }
 
+    @Test("the firewall runs, replays and benches; batches of 32 decide each packet as batches of 1 do; a bad rule names its line",
+          .enabled(if: built && SharedTraces.available, "skipped: the command is not built or ../shared/traces is absent"))
+    func firewall() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("statelessnf-fw-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let rules = folder.appendingPathComponent("edge.rules").path
+        try "accept state established,related\naccept out state new\npolicy in drop\npolicy out drop\n"
+            .write(toFile: rules, atomically: true, encoding: .utf8)
+        let trace = SharedTraces.path("PcapPlusPlus/example.pcap")
+        var drops: [[String: Int]] = []
+        for batch in ["1", "32"] {
+            let (status, output, error) = try Self.run(["run", "firewall", "--input", "pcap:\(trace)",
+                                                        "--output", "pcap:\(folder.path)/out-\(batch).pcap", "--rules", rules,
+                                                        "--batch", batch, "--json"])
+            #expect(status == 0, "\(error)")
+            let summary = try Self.json(output)
+            drops.append(try #require(summary["drops"] as? [String: Int]))
+            #expect((summary["packetsOut"] as? [String: Int])?["0"] == 4629, "\(summary)")
+        }
+        #expect(drops[0] == drops[1] && drops[0] == ["invalid": 2], "the same verdicts whatever the batch: \(drops)")
+
+        let out = folder.appendingPathComponent("outside.pcap").path, inside = folder.appendingPathComponent("inside.pcap").path
+        let (status, output, error) = try Self.run(["replay", "firewall", "--trace", SharedTraces.path("suricata-verify/tcp-out-of-window.pcap"),
+                                                    "--rules", rules, "--internal", "192.0.2.0/24", "--outside-out", out,
+                                                    "--inside-out", inside, "--verdicts"])
+        #expect(status == 0, "\(error)")
+        #expect(output.contains("1 out pass\n2 in pass\n3 out drop invalid/beyondWindow\n"), "\(output)")
+        #expect(output.contains("invalid/beyondWindow 1"))
+        let outside = try CaptureReader(path: out), insideReader = try CaptureReader(path: inside)
+        var outCount = 0, inCount = 0
+        while try outside.next() != nil { outCount += 1 }
+        while try insideReader.next() != nil { inCount += 1 }
+        #expect(outCount == 1 && inCount == 1, "the SYN went out, the SYN-ACK in, the out-of-window segment nowhere")
+
+        let (graphStatus, dot, _) = try Self.run(["graph", "firewall", "--format", "dot"])
+        #expect(graphStatus == 0 && dot.contains("filter"))
+        let (benchStatus, bench, benchError) = try Self.run(["bench", "firewall", "--flows", "500", "--seconds", "0.2", "--json"])
+        #expect(benchStatus == 0, "\(benchError)")
+        let result = try Self.json(bench)
+        #expect((result["mpps"] as? Double ?? 0) > 0 && result["stateOperationsPerPacket"] as? Double != nil)
+
+        let bad = folder.appendingPathComponent("bad.rules").path
+        try "accept state established\naccept out proto tcp dport 80,443 state new\ndrop in sport 1-2\n"
+            .write(toFile: bad, atomically: true, encoding: .utf8)
+        let (badStatus, _, badError) = try Self.run(["run", "firewall", "--input", "pcap:\(trace)", "--output", "pcap:\(out)",
+                                                     "--rules", bad])
+        #expect(badStatus != 0 && badError.contains("bad.rules:3: ports need 'proto tcp' or 'proto udp' in the same rule"), "\(badError)")
+        let (noRules, _, noRulesError) = try Self.run(["run", "firewall", "--input", "pcap:\(trace)", "--output", "pcap:\(out)"])
+        #expect(noRules != 0 && noRulesError.contains("rules: give a rule file"), "\(noRulesError)")
+    }
+
     @Test("run lb rereads its config on SIGHUP: new flows follow the new backends, assigned flows stay",
           .enabled(if: built, "skipped: .build/debug/statelessnf is not built (swift build)"))
     func reloadOnHangUp() throws {

@@ -17,10 +17,13 @@ final class FirewallRig {
     let firewall: Firewall
     let harness: GraphHarness
     let store: any InspectableStore
-    let namespace = "fw-test-\(UUID())"
+    let namespace: String
 
+    /// A firewall on a store of `kind`, or, with `sharing`, a second
+    /// instance on the same store and deployment as another.
     init(_ kind: StoreKind, rules: String = FirewallRig.edgeRules, loose: Bool = false, capacity: Int = 1 << 16,
-         timeouts: FirewallTimeouts = FirewallTimeouts(), internal: [String]? = nil) throws {
+         timeouts: FirewallTimeouts = FirewallTimeouts(), internal: [String]? = nil, sharing other: FirewallRig? = nil) throws {
+        namespace = other?.namespace ?? "fw-test-\(UUID())"
         var config = FirewallConfig()
         config.loosePickup = loose
         config.capacity = capacity
@@ -30,7 +33,7 @@ final class FirewallRig {
         config.namespace = namespace
         if let `internal` { config.internal = `internal` }
         firewall = Firewall(try config.resolved(ruleSet: try FirewallRuleSet.parse(rules)))
-        store = try kind.make()
+        store = try other?.store ?? kind.make()
         harness = GraphHarness(graph: try firewall.graph(), session: try store.makeSession(for: firewall.state.schema),
                                batchCapacity: 32)
     }

@@ -61,6 +61,11 @@ public final class RedisServer: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.executable!)
         process.arguments = arguments
+        // Not the tests' own pipes: were the test process to die, a server
+        // holding them would keep `swift test` waiting for their end.
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
         try process.run()
         self.process = process
         let deadline = Date().addingTimeInterval(10)

@@ -42,8 +42,14 @@ public protocol StatefulNode {
     /// A later step, once the operations of the previous one are answered.
     func resume(_ packet: inout Packet, _ scratch: inout Scratch, _ state: inout StateAccess,
                 _ context: inout NodeContext) -> Step<Output>
+    /// Called for a packet waiting at the node when the store fails its
+    /// batch's request (the packet is then dropped and counted): lets go of
+    /// what the packet holds, such as its ``FlowSequencer`` ticket. Does
+    /// nothing by default.
+    func abandon(_ scratch: inout Scratch, _ state: inout StateAccess)
 }
 
 extension StatefulNode {
     public var name: String { String(describing: Self.self) }
+    public func abandon(_ scratch: inout Scratch, _ state: inout StateAccess) {}
 }

@@ -12,6 +12,8 @@ final class StatefulNodeCell<N: StatefulNode> {
     @usableFromInline let node: N
     @usableFromInline let scratch: UnsafeMutablePointer<N.Scratch>
     @usableFromInline let capacity: Int
+    /// Keeps each flow's packets in order, for nodes that ask.
+    @usableFromInline let sequencer = FlowSequencer()
     let count: Int
 
     @usableFromInline init(_ node: N, slots: Int, capacity: Int) {
@@ -62,7 +64,9 @@ extension NodeProgram {
             let list = slot.list(index)
             let count = slot.counts[index]
             var context = NodeContext(now: slot.now, counters: runner.counters)
-            var access = StateAccess(outgoing: slot.outgoing, answered: first ? nil : slot.answered, now: slot.now)
+            cell.sequencer.beginPass()
+            var access = StateAccess(outgoing: slot.outgoing, answered: first ? nil : slot.answered, now: slot.now,
+                                     sequencer: cell.sequencer)
             let routes = runner.routes[index]
             let scratches = cell.scratch + slot.id * cell.capacity
             let packets = slot.packets
@@ -97,6 +101,10 @@ extension NodeProgram {
             resume: { runner, slot, index in
                 slot.swapRequests()
                 if let failure = slot.answered.failure {
+                    // The waiting packets are dropped: each lets go of what it holds first.
+                    var access = StateAccess(outgoing: slot.outgoing, answered: nil, now: slot.now, sequencer: cell.sequencer)
+                    let scratches = cell.scratch + slot.id * cell.capacity
+                    for k in 0..<slot.counts[index] { cell.node.abandon(&scratches[k], &access) }
                     runner.dropAll(index, slot, reason: runner.storeFailureDrop, failure: failure)
                     return false
                 }

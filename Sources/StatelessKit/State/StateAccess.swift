@@ -57,12 +57,16 @@ public struct StateAccess {
     @usableFromInline let answered: StateRequest?
     /// The runtime's clock reading.
     public let now: Timestamp
+    /// Keeps each flow's packets in order through this node, for nodes
+    /// whose state changes with every packet (see ``FlowSequencer``).
+    public let sequencer: FlowSequencer
 
     @usableFromInline
-    init(outgoing: StateRequest, answered: StateRequest?, now: Timestamp) {
+    init(outgoing: StateRequest, answered: StateRequest?, now: Timestamp, sequencer: FlowSequencer) {
         self.outgoing = outgoing
         self.answered = answered
         self.now = now
+        self.sequencer = sequencer
     }
 
     /// Whether this step issued any operation.

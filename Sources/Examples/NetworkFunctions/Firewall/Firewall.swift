@@ -8,9 +8,12 @@ import StatelessKit
 /// packet, including a flow whose two directions take different paths.
 ///
 /// ```
-/// parse → direction ─ outbound → filter-out ─ accepted → outside port
-///                   └ inbound ─→ filter-in ── accepted → inside port
+/// parse → filter ─ outbound → outside port
+///                └ inbound ─→ inside port
 /// ```
+///
+/// One node tracks both directions, so that the packets of a batch reach
+/// the store in their order whichever way they go.
 public struct Firewall: Sendable {
     /// The checked configuration.
     public let config: ResolvedFirewallConfig
@@ -33,35 +36,26 @@ public struct Firewall: Sendable {
     public func graph() throws -> Graph {
         try Graph("firewall") { g in
             let parse = g.add(ParseNode())
-            let direction = g.add(FirewallDirectionNode(config))
-            let outbound = g.add(FirewallFilter(.outbound, config: config, state: state))
-            let inbound = g.add(FirewallFilter(.inbound, config: config, state: state))
+            let filter = g.add(FirewallFilter(config: config, state: state))
             g.entry(parse)
-            g.routeParsed(parse, ip: direction)
-            g.route(direction) { switch $0 {
-                case .outbound: outbound
-                case .inbound: inbound
+            g.routeParsed(parse, ip: filter)
+            g.route(filter) { switch $0 {
+                case .outbound: g.port(outsidePort)
+                case .inbound: g.port(insidePort)
+                case .droppedByRule: g.drop("rule")
+                case .droppedByPolicy: g.drop("policy")
+                case .invalid: g.drop("invalid")
+                case .tableFull: g.drop("tableFull")
+                case .fragmentWithoutFirst: g.drop("fragmentWithoutFirst")
                 case .otherPort: g.drop("notForFirewall")
             } }
-            for (filter, exit) in [(outbound, outsidePort), (inbound, insidePort)] {
-                g.route(filter) { switch $0 {
-                    case .accepted: g.port(exit)
-                    case .droppedByRule: g.drop("rule")
-                    case .droppedByPolicy: g.drop("policy")
-                    case .invalid: g.drop("invalid")
-                    case .tableFull: g.drop("tableFull")
-                    case .fragmentWithoutFirst: g.drop("fragmentWithoutFirst")
-                } }
-            }
         }
     }
 }
 
-/// Decides which way a packet crosses the firewall: by the port it arrived
-/// on when the firewall has two, by its source address when it has one.
-struct FirewallDirectionNode: Node {
-    enum Output: UInt8, NodeOutput { case outbound, inbound, otherPort }
-    var name: String { "direction" }
+/// Which way a packet crosses the firewall: by the port it arrived on when
+/// the firewall has two, by its source address when it has one.
+struct FirewallSides: Sendable {
     let internalPrefixes: PrefixSet
     let insidePort: UInt16?
     let outsidePort: UInt16
@@ -72,10 +66,12 @@ struct FirewallDirectionNode: Node {
         outsidePort = config.outsidePort
     }
 
-    func process(_ packet: inout Packet, _ context: inout NodeContext) -> Output {
+    /// The packet's direction, or `nil` when it arrived on a port that is neither side.
+    @inline(__always)
+    func direction(_ packet: Packet) -> FirewallDirection? {
         if let insidePort {
             if packet.port == insidePort { return .outbound }
-            return packet.port == outsidePort ? .inbound : .otherPort
+            return packet.port == outsidePort ? .inbound : nil
         }
         return internalPrefixes.contains(packet, .source) ? .outbound : .inbound
     }
@@ -85,12 +81,19 @@ struct FirewallDirectionNode: Node {
 struct FirewallScratch {
     enum Stage: UInt8 { case lookup, recheck, insert, update, related, fragment }
     var stage = Stage.lookup
+    var direction = FirewallDirection.outbound
     var attempts: UInt8 = 0
     var key = ConnectionKey(0, .zero, .zero, 0, 0)
     var read: Ticket<Entry<TrackedConnection>?>? = nil
     var insert: Ticket<Insertion<TrackedConnection>>? = nil
     var swap: Ticket<Swap<TrackedConnection>>? = nil
     var fragment: Ticket<Entry<UInt16>?>? = nil
+    /// The packet's place among its connection's packets in flight.
+    var ticket: FlowSequencer.Ticket? = nil
+    /// A fragment's place among its datagram's fragments in flight.
+    var datagramTicket: FlowSequencer.Ticket? = nil
+    /// Passes spent waiting for its turn.
+    var waits: UInt16 = 0
 }
 
 /// Tracks each packet's connection and decides it by the rules: a packet
@@ -98,18 +101,28 @@ struct FirewallScratch {
 /// what another instance wrote meanwhile); an accepted first packet opens
 /// one (an insert under both keys); a dropped packet changes nothing.
 struct FirewallFilter: StatefulNode {
-    enum Output: UInt8, NodeOutput { case accepted, droppedByRule, droppedByPolicy, invalid, tableFull, fragmentWithoutFirst }
+    enum Output: UInt8, NodeOutput {
+        /// Accepted from the inside (or accepted, from the outside).
+        case outbound, inbound
+        case droppedByRule, droppedByPolicy, invalid, tableFull, fragmentWithoutFirst, otherPort
+    }
     typealias Scratch = FirewallScratch
     static var emptyScratch: FirewallScratch { FirewallScratch() }
-    let name: String
-    let direction: FirewallDirection
+    var name: String { "filter" }
+    let sides: FirewallSides
     let rules: CompiledRules
     let loose: Bool
     let state: FirewallState
 
-    init(_ direction: FirewallDirection, config: ResolvedFirewallConfig, state: FirewallState) {
-        self.direction = direction
-        name = direction == .inbound ? "filter-in" : "filter-out"
+    /// How many times a packet tracks again after a conflicting write (by
+    /// another instance or worker) or reads again after a collision.
+    static let attempts: UInt8 = 8
+    /// How many passes a packet waits for its turn at most: far more than
+    /// the packets of one connection in flight ever need.
+    static let patience: UInt16 = 4096
+
+    init(config: ResolvedFirewallConfig, state: FirewallState) {
+        sides = FirewallSides(config)
         rules = CompiledRules(config.rules)
         loose = config.loosePickup
         self.state = state
@@ -117,6 +130,21 @@ struct FirewallFilter: StatefulNode {
 
     func start(_ packet: inout Packet, _ scratch: inout FirewallScratch, _ access: inout StateAccess,
                _ context: inout NodeContext) -> Step<Output> {
+        let step = begin(&packet, &scratch, &access, &context)
+        if case .done = step { abandon(&scratch, &access) }
+        return step
+    }
+
+    func begin(_ packet: inout Packet, _ scratch: inout FirewallScratch, _ access: inout StateAccess,
+               _ context: inout NodeContext) -> Step<Output> {
+        guard let direction = sides.direction(packet) else { return .done(.otherPort) }
+        scratch.direction = direction
+        // Every packet that reads state acts in its turn among the packets
+        // of its connection (and a fragment among its datagram's): each may
+        // move the state on, or depend on what an earlier one wrote.
+        if packet.layout.fragment.isFragment {
+            scratch.datagramTicket = access.sequencer.enter(FragmentKey(packet).hash)
+        }
         if packet.layout.transport == .fragment {
             // A later fragment follows its datagram's first.
             scratch.stage = .fragment
@@ -125,18 +153,23 @@ struct FirewallFilter: StatefulNode {
         }
         if packet.layout.icmp == .error {
             guard let quoted = ConnectionTracking.quotedKey(of: packet) else {
-                return invalid(packet, .unrelatedError, &context)
+                return invalid(packet, .unrelatedError, scratch, &context)
             }
             scratch.stage = .related
+            scratch.key = quoted
+            scratch.ticket = access.sequencer.enter(quoted.flowHash)
             scratch.read = access.read(state.connections, quoted)
             return .wait
         }
         guard let key = ConnectionTracking.key(of: packet) else {
             // Neighbour discovery, router advertisements and the like belong
             // to no connection: each is new, and nothing is tracked.
-            return decide(packet, .new)
+            return decide(packet, .new, scratch)
         }
         scratch.key = key
+        // The connection's packets act in order (each may move it on): a
+        // ticket now, the turn once every earlier one has left.
+        scratch.ticket = access.sequencer.enter(key.flowHash)
         scratch.read = access.read(state.connections, key)
         return .wait
     }
@@ -144,11 +177,50 @@ struct FirewallFilter: StatefulNode {
     func resume(_ packet: inout Packet, _ scratch: inout FirewallScratch, _ access: inout StateAccess,
                 _ context: inout NodeContext) -> Step<Output> {
         switch scratch.stage {
+        case .lookup, .recheck, .related, .fragment:
+            // (A packet that has waited 4,096 passes goes ahead, counted: a
+            // stall would be worse than a packet out of order.)
+            if scratch.waits == Self.patience { context.count("firewall.outOfTurn") }
+            guard scratch.waits >= Self.patience || isTurn(scratch, access.sequencer) else {
+                scratch.waits += 1
+                // An earlier packet of the connection is still at work: read
+                // again, to see what it leaves.
+                if scratch.stage == .fragment {
+                    scratch.fragment = access.read(state.fragments, FragmentKey(packet))
+                } else {
+                    scratch.read = access.read(state.connections, scratch.key)
+                }
+                if scratch.ticket != nil { access.sequencer.issuedRead(&scratch.ticket!) }
+                if scratch.datagramTicket != nil { access.sequencer.issuedRead(&scratch.datagramTicket!) }
+                return .wait
+            }
+        case .insert, .update:
+            break
+        }
+        let step = advance(&packet, &scratch, &access, &context)
+        if case .done = step { abandon(&scratch, &access) }
+        return step
+    }
+
+    @inline(__always)
+    func isTurn(_ scratch: FirewallScratch, _ sequencer: FlowSequencer) -> Bool {
+        (scratch.ticket.map(sequencer.isTurn) ?? true) && (scratch.datagramTicket.map(sequencer.isTurn) ?? true)
+    }
+
+    /// Lets the packet's connection and datagram go on without it.
+    func abandon(_ scratch: inout FirewallScratch, _ access: inout StateAccess) {
+        if let ticket = scratch.ticket { access.sequencer.leave(ticket) }
+        if let ticket = scratch.datagramTicket { access.sequencer.leave(ticket) }
+    }
+
+    func advance(_ packet: inout Packet, _ scratch: inout FirewallScratch, _ access: inout StateAccess,
+                 _ context: inout NodeContext) -> Step<Output> {
+        switch scratch.stage {
         case .fragment:
-            return access[scratch.fragment!] != nil ? .done(.accepted) : .done(.fragmentWithoutFirst)
+            return access[scratch.fragment!] != nil ? accept(scratch) : .done(.fragmentWithoutFirst)
         case .related:
-            if access[scratch.read!] != nil { return decide(packet, .related) }
-            return invalid(packet, .unrelatedError, &context)
+            if access[scratch.read!] != nil { return decide(packet, .related, scratch) }
+            return invalid(packet, .unrelatedError, scratch, &context)
         case .lookup, .recheck:
             if let entry = access[scratch.read!] { return established(&packet, entry, &scratch, &access, &context) }
             return open(&packet, &scratch, &access, &context)
@@ -157,17 +229,18 @@ struct FirewallFilter: StatefulNode {
             case .inserted:
                 context.count("firewall.connectionsOpened")
                 rememberFragments(packet, &access)
-                return .done(.accepted)
+                return accept(scratch)
             case .present(let entry):
                 // Another instance or worker opened it first: this packet is one of its.
                 return established(&packet, entry, &scratch, &access, &context)
             case .collision:
                 // The other direction's key belongs to a live connection this
                 // packet's read missed: read again.
-                guard scratch.attempts < 3 else { return invalid(packet, .noConnection, &context) }
+                guard scratch.attempts < Self.attempts else { return invalid(packet, .noConnection, scratch, &context) }
                 scratch.attempts += 1
                 scratch.stage = .recheck
                 scratch.read = access.read(state.connections, scratch.key)
+                access.sequencer.issuedRead(&scratch.ticket!)
                 return .wait
             case .full:
                 context.count("firewall.tableFull")
@@ -176,11 +249,11 @@ struct FirewallFilter: StatefulNode {
         case .update:
             switch access[scratch.swap!] {
             case .swapped, .missing:
-                return .done(.accepted)
+                return accept(scratch)
             case .conflict(let entry):
                 // Another packet of the connection moved it meanwhile: track
                 // this one again from there.
-                guard scratch.attempts < 3 else { return .done(.accepted) }
+                guard scratch.attempts < Self.attempts else { return accept(scratch) }
                 scratch.attempts += 1
                 return established(&packet, entry, &scratch, &access, &context)
             }
@@ -192,13 +265,13 @@ struct FirewallFilter: StatefulNode {
                      _ access: inout StateAccess, _ context: inout NodeContext) -> Step<Output> {
         var connection = entry.value
         let tracked = ConnectionTracking.track(packet, key: scratch.key, &connection)
-        if case .invalid(let reason) = tracked { return invalid(packet, reason, &context) }
-        let decision = decide(packet, scratch.key, tracked == .reopened ? .new : .established)
-        guard case .done(.accepted) = decision else { return decision }
+        if case .invalid(let reason) = tracked { return invalid(packet, reason, scratch, &context) }
+        let decision = decide(packet, scratch.key, tracked == .reopened ? .new : .established, scratch)
+        guard decision.accepted else { return decision }
         rememberFragments(packet, &access)
         if connection == entry.value {
             access.refresh(state.connections, scratch.key, entry)
-            return .done(.accepted)
+            return accept(scratch)
         }
         scratch.stage = .update
         scratch.swap = access.compareAndSet(state.connections, scratch.key, expected: entry.value, new: connection,
@@ -212,38 +285,33 @@ struct FirewallFilter: StatefulNode {
               _ context: inout NodeContext) -> Step<Output> {
         switch ConnectionTracking.open(packet, key: scratch.key, loose: loose) {
         case .success(let connection):
-            let decision = decide(packet, scratch.key, .new)
-            guard case .done(.accepted) = decision else { return decision }
+            let decision = decide(packet, scratch.key, .new, scratch)
+            guard decision.accepted else { return decision }
             scratch.stage = .insert
             scratch.insert = access.insertIfAbsent(state.connections, scratch.key, connection)
             return .wait
         case .failure(let reason):
-            if scratch.stage == .lookup {
-                // The connection may be opening in this very batch (its first
-                // packet's insert goes out in the same request as this read).
-                scratch.stage = .recheck
-                scratch.read = access.read(state.connections, scratch.key)
-                return .wait
-            }
-            return invalid(packet, reason, &context)
+            return invalid(packet, reason, scratch, &context)
         }
     }
 
     /// An invalid packet: counted by reason, and dropped unless a rule
     /// accepts `state invalid` (a policy never does).
-    func invalid(_ packet: Packet, _ reason: InvalidPacket, _ context: inout NodeContext) -> Step<Output> {
+    func invalid(_ packet: Packet, _ reason: InvalidPacket, _ scratch: FirewallScratch,
+                 _ context: inout NodeContext) -> Step<Output> {
         context.count(reason.counter)
-        let (action, line) = rules.decide(facts(packet, .invalid))
-        return action == .accept && line != 0 ? .done(.accepted) : .done(.invalid)
+        let (action, line) = rules.decide(facts(packet, .invalid, scratch.direction))
+        return action == .accept && line != 0 ? accept(scratch) : .done(.invalid)
     }
 
     /// The rules' verdict on a packet in connection state `connectionState`.
-    func decide(_ packet: Packet, _ connectionState: ConnectionState) -> Step<Output> {
-        decide(facts(packet, connectionState))
+    func decide(_ packet: Packet, _ connectionState: ConnectionState, _ scratch: FirewallScratch) -> Step<Output> {
+        let (action, line) = rules.decide(facts(packet, connectionState, scratch.direction))
+        return verdict(action, line, scratch)
     }
 
     /// What the rules look at in `packet`.
-    func facts(_ packet: Packet, _ connectionState: ConnectionState) -> PacketFacts {
+    func facts(_ packet: Packet, _ connectionState: ConnectionState, _ direction: FirewallDirection) -> PacketFacts {
         let layout = packet.layout
         let isICMP = layout.transport == .icmpv4 || layout.transport == .icmpv6
         return PacketFacts(direction: direction, inputPort: packet.port, source: packet.address(.source),
@@ -253,28 +321,30 @@ struct FirewallFilter: StatefulNode {
                            icmpType: isICMP ? packet.icmpType : nil, state: connectionState)
     }
 
-    /// The rules' verdict on a TCP or UDP packet with `key` (its addresses
-    /// and ports, already read).
+    /// The rules' verdict on a packet with `key` (its addresses and ports,
+    /// already read).
     @inline(__always)
-    func decide(_ packet: Packet, _ key: ConnectionKey, _ connectionState: ConnectionState) -> Step<Output> {
-        if let (action, line) = rules.constantVerdict(connectionState) { return verdict(action, line) }
-        guard packet.layout.hasPorts else { return decide(packet, connectionState) }
-        return decide(PacketFacts(direction: direction, inputPort: packet.port, source: key.source,
-                                  destination: key.destination, ipProtocol: key.ipProtocol,
-                                  sourcePort: key.sourcePort, destinationPort: key.destinationPort,
-                                  state: connectionState))
+    func decide(_ packet: Packet, _ key: ConnectionKey, _ connectionState: ConnectionState,
+                _ scratch: FirewallScratch) -> Step<Output> {
+        if let (action, line) = rules.constantVerdict(connectionState) { return verdict(action, line, scratch) }
+        guard packet.layout.hasPorts else { return decide(packet, connectionState, scratch) }
+        let (action, line) = rules.decide(PacketFacts(
+            direction: scratch.direction, inputPort: packet.port, source: key.source, destination: key.destination,
+            ipProtocol: key.ipProtocol, sourcePort: key.sourcePort, destinationPort: key.destinationPort,
+            state: connectionState))
+        return verdict(action, line, scratch)
     }
 
     @inline(__always)
-    func decide(_ facts: PacketFacts) -> Step<Output> {
-        let (action, line) = rules.decide(facts)
-        return verdict(action, line)
-    }
-
-    @inline(__always)
-    func verdict(_ action: FirewallAction, _ line: Int) -> Step<Output> {
-        if action == .accept { return .done(.accepted) }
+    func verdict(_ action: FirewallAction, _ line: Int, _ scratch: FirewallScratch) -> Step<Output> {
+        if action == .accept { return accept(scratch) }
         return .done(line == 0 ? .droppedByPolicy : .droppedByRule)
+    }
+
+    /// The packet passes, on to the other side.
+    @inline(__always)
+    func accept(_ scratch: FirewallScratch) -> Step<Output> {
+        .done(scratch.direction == .outbound ? .outbound : .inbound)
     }
 
     /// A first fragment that passes lets its datagram's later fragments
@@ -284,5 +354,13 @@ struct FirewallFilter: StatefulNode {
         guard packet.layout.fragment.moreFragments else { return }
         let key = FragmentKey(packet)
         _ = access.insertIfAbsent(state.fragments, key, 1)
+    }
+}
+
+extension Step where Output == FirewallFilter.Output {
+    /// Whether the packet passes.
+    var accepted: Bool {
+        if case .done(let output) = self { return output == .outbound || output == .inbound }
+        return false
     }
 }

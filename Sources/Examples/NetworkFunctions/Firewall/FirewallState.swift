@@ -31,6 +31,17 @@ public struct ConnectionKey: StateCodable, Hashable, CustomStringConvertible {
         return sourcePort < destinationPort
     }
 
+    /// A hash of the connection, the same from either direction's key.
+    @inline(__always)
+    public var flowHash: UInt64 {
+        @inline(__always) func end(_ address: IPAddress, _ port: UInt16) -> UInt64 {
+            (address.high &* 0x9E37_79B9_7F4A_7C15) ^ (address.low &* 0xC2B2_AE3D_27D4_EB4F) ^ (UInt64(port) &* 0x1656_67B1_9E37_79F9)
+        }
+        var h = end(source, sourcePort) &+ end(destination, destinationPort) &+ UInt64(ipProtocol)
+        h = (h ^ (h >> 31)) &* 0xBF58_476D_1CE4_E5B9
+        return h ^ (h >> 29)
+    }
+
     /// The key of the other direction's packets.
     public var reversed: ConnectionKey { ConnectionKey(ipProtocol, destination, source, destinationPort, sourcePort) }
 
@@ -130,6 +141,14 @@ public struct FragmentKey: StateCodable, Hashable {
         destination = packet.address(.destination)
         ipProtocol = packet.layout.ipProtocol
         identification = packet.layout.fragment.identification
+    }
+
+    /// A hash of the datagram.
+    var hash: UInt64 {
+        var h = (source.high ^ destination.low) &* 0x9E37_79B9_7F4A_7C15
+        h ^= (source.low ^ destination.high) &* 0xC2B2_AE3D_27D4_EB4F
+        h ^= (UInt64(identification) << 8 | UInt64(ipProtocol)) &* 0x1656_67B1_9E37_79F9
+        return h ^ (h >> 29)
     }
 
     public static var encodedSize: Int { 37 }

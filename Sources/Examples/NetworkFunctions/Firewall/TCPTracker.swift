@@ -120,7 +120,8 @@ public struct TCPTracker: Sendable, Equatable {
         tracker.state = .established
         tracker.liberal = true
         let window = max(UInt32(segment.window), 1)
-        tracker.sides.0 = Side(end: segment.end, maxEnd: segment.end &+ window, maxWindow: window)
+        tracker.sides.0 = Side(end: segment.end, maxEnd: segment.end &+ window, maxWindow: window,
+                               maxAck: segment.ackFlag ? segment.ack : nil)
         tracker.sides.1 = Side(end: segment.ack, maxEnd: segment.ack, maxWindow: 1)
         return tracker
     }
