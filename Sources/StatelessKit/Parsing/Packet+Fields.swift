@@ -18,13 +18,13 @@ extension Packet {
     }
 
     /// The IP address at `endpoint`, or ``IPAddress/zero`` when the packet is not IP.
-    @inlinable
+    @inlinable @inline(__always)
     public func address(_ endpoint: Endpoint) -> IPAddress {
         Self.address(data, ipHeader: Int(layout.l3Offset), network: layout.network, endpoint)
     }
 
     /// The TCP or UDP port at `endpoint`; 0 for other transports.
-    @inlinable
+    @inlinable @inline(__always)
     public func port(_ endpoint: Endpoint) -> UInt16 {
         guard layout.hasPorts else { return 0 }
         return data.loadBigEndian(Int(layout.l4Offset) + (endpoint == .source ? 0 : 2), as: UInt16.self)

@@ -22,12 +22,12 @@
 public final class FlowSequencer {
     /// A packet's place in its flow's queue.
     public struct Ticket: Sendable {
-        @usableFromInline let slot: Int32
+        @usableFromInline let slot: UInt32
         @usableFromInline let number: UInt32
         /// The pass in which the packet last issued a read.
-        @usableFromInline var readPass: UInt64
+        @usableFromInline var readPass: UInt32
 
-        @usableFromInline init(slot: Int32, number: UInt32, readPass: UInt64) {
+        @usableFromInline init(slot: UInt32, number: UInt32, readPass: UInt32) {
             self.slot = slot
             self.number = number
             self.readPass = readPass
@@ -38,14 +38,15 @@ public final class FlowSequencer {
         @usableFromInline var next: UInt32 = 0
         @usableFromInline var served: UInt32 = 0
         /// The pass in which the last packet left.
-        @usableFromInline var left: UInt64 = 0
+        @usableFromInline var left: UInt32 = 0
         @usableFromInline init() {}
     }
 
     @usableFromInline let slots: UnsafeMutablePointer<Slot>
     @usableFromInline let mask: Int
-    /// Counts the node's passes over a batch (the runtime moves it on).
-    @usableFromInline var pass: UInt64 = 1
+    /// Counts the node's passes over a batch (the runtime moves it on;
+    /// compared modulo 2^32, as no packet waits 2^31 passes).
+    @usableFromInline var pass: UInt32 = 1
 
     /// A sequencer of `2^bits` slots.
     public init(bits: Int = 12) {
@@ -66,7 +67,7 @@ public final class FlowSequencer {
         let slot = Int(truncatingIfNeeded: hash) & mask
         let number = slots[slot].next
         slots[slot].next &+= 1
-        return Ticket(slot: Int32(slot), number: number, readPass: pass)
+        return Ticket(slot: UInt32(slot), number: number, readPass: pass)
     }
 
     /// Records that the packet issued a read in this pass.
@@ -78,7 +79,7 @@ public final class FlowSequencer {
     @inlinable @inline(__always)
     public func isTurn(_ ticket: Ticket) -> Bool {
         let slot = slots[Int(ticket.slot)]
-        return Int32(bitPattern: slot.served &- ticket.number) >= 0 && slot.left <= ticket.readPass
+        return Int32(bitPattern: slot.served &- ticket.number) >= 0 && Int32(bitPattern: ticket.readPass &- slot.left) >= 0
     }
 
     /// The packet is done with its flow: the next one may go. A packet

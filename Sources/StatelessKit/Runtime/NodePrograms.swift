@@ -73,15 +73,18 @@ extension NodeProgram {
             var waiting = 0
             for k in 0..<count {
                 let packet = list[k]
-                var scratch = first ? N.emptyScratch : scratches[k]
-                let step = first ? cell.node.start(&packets[Int(packet)], &scratch, &access, &context)
-                                 : cell.node.resume(&packets[Int(packet)], &scratch, &access, &context)
+                // The scratch is worked on in place, and moved down only to
+                // close the gap a finished packet left.
+                let scratch = scratches + k
+                if first { scratch.pointee = N.emptyScratch }
+                let step = first ? cell.node.start(&packets[Int(packet)], &scratch.pointee, &access, &context)
+                                 : cell.node.resume(&packets[Int(packet)], &scratch.pointee, &access, &context)
                 switch step {
                 case .done(let output):
                     runner.deliver(packet, routes[Int(output.rawValue)], slot)
                 case .wait:
                     list[waiting] = packet
-                    scratches[waiting] = scratch
+                    if waiting != k { scratches[waiting] = scratch.pointee }
                     waiting += 1
                 }
             }

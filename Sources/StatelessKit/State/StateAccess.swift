@@ -84,7 +84,7 @@ public struct StateAccess {
     // MARK: Issuing
 
     /// Reads the entry of `key` (either key of a bidirectional entry).
-    @inlinable
+    @inlinable @inline(__always)
     public func read<K, V>(_ table: StateTable<K, V>, _ key: K) -> Ticket<Entry<V>?> {
         Ticket(operation(.read, table: table.id, key: outgoing.store(key)))
     }
@@ -136,7 +136,16 @@ public struct StateAccess {
     public func refresh<K, V>(_ table: StateTable<K, V>, _ key: K, _ entry: Entry<V>, updated: V? = nil) -> Bool {
         let value = updated ?? entry.value
         guard let idleTimeout = table.idleTimeout else { preconditionFailure("table \(table.name) declares no idleTimeout") }
-        let timeout = idleTimeout(key, value)
+        return refresh(table, key, entry, updated: updated, timeout: idleTimeout(key, value))
+    }
+
+    /// ``refresh(_:_:_:updated:)`` with the idle timeout, in nanoseconds, that
+    /// the node already knows (what the table's `idleTimeout` gives the
+    /// value it keeps): the same, without calling it.
+    @inlinable
+    @discardableResult
+    public func refresh<K, V>(_ table: StateTable<K, V>, _ key: K, _ entry: Entry<V>, updated: V? = nil,
+                              timeout: Int64) -> Bool {
         let deadline = Timestamp(nanoseconds: now.nanoseconds + timeout + StateTable<K, V>.slack(timeout))
         if let updated, updated != entry.value {
             compareAndSet(table, key, expected: entry.value, new: updated, deadline: deadline)

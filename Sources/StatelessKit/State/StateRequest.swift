@@ -170,19 +170,24 @@ public final class StateRequest: @unchecked Sendable {
     }
 
     /// Encodes `value` into the arena; returns its offset.
-    @inlinable
+    @inlinable @inline(__always)
     public func store<T: StateCodable>(_ value: T) -> Int32 {
         let offset = reserve(T.encodedSize)
         value.encode(to: arena + Int(offset))
         return offset
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     func reserve(_ count: Int) -> Int32 {
-        Self.grow(&arena, &arenaCapacity, used: arenaCount, needed: count)
+        if arenaCount + count > arenaCapacity { growArena(count) }
         let offset = arenaCount
         arenaCount += (count + 7) & ~7
         return Int32(offset)
+    }
+
+    @usableFromInline @inline(never)
+    func growArena(_ count: Int) {
+        Self.grow(&arena, &arenaCapacity, used: arenaCount, needed: count)
     }
 
     /// Makes room for `needed` more bytes after `used` in a buffer.

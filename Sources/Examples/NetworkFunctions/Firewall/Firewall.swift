@@ -270,7 +270,7 @@ struct FirewallFilter: StatefulNode {
         guard decision.accepted else { return decision }
         rememberFragments(packet, &access)
         if connection == entry.value {
-            access.refresh(state.connections, scratch.key, entry)
+            access.refresh(state.connections, scratch.key, entry, timeout: state.timeouts.nanoseconds(connection))
             return accept(scratch)
         }
         scratch.stage = .update

@@ -114,7 +114,7 @@ public struct TrackedConnection: StateCodable, CustomStringConvertible {
         replied = flags & 1 != 0
         openedByLower = flags & 2 != 0
         // Only TCP uses the tracker (the others keep it zero).
-        tcp = ipProtocol == IPProtocol.tcp ? TCPTracker(decoding: pointer + 2) : TCPTracker()
+        tcp = ipProtocol == IPProtocol.tcp ? TCPTracker(decoding: pointer + 2) : TCPTracker.none
     }
 
     public static func == (a: Self, b: Self) -> Bool {
@@ -176,26 +176,51 @@ public struct FirewallState: Sendable {
     public let connections: StateTable<ConnectionKey, TrackedConnection>
     /// Accepted first fragments, by datagram.
     public let fragments: StateTable<FragmentKey, UInt16>
+    /// How long each connection lives idle.
+    let timeouts: ConnectionTimeouts
 
     /// The state of a firewall with `config`.
     public init(_ config: ResolvedFirewallConfig) {
         let schema = StateSchema(namespace: config.namespace)
-        let timeouts = config.timeouts
-        @Sendable func nanoseconds(_ seconds: Double) -> Int64 { Int64(seconds * 1e9) }
+        let timeouts = ConnectionTimeouts(config.timeouts)
+        self.timeouts = timeouts
         connections = schema.table(
             "connections", key: ConnectionKey.self, value: TrackedConnection.self, capacity: config.capacity,
             reverseKey: { key, _ in key.reversed },
-            idleTimeout: { _, connection in
-                switch connection.ipProtocol {
-                case IPProtocol.tcp: nanoseconds(timeouts.tcp(connection.tcp.state))
-                case IPProtocol.udp: nanoseconds(connection.replied ? timeouts.udpReplied : timeouts.udpUnreplied)
-                case IPProtocol.icmp, IPProtocol.icmpv6: nanoseconds(timeouts.icmp)
-                default: nanoseconds(timeouts.other)
-                }
-            })
-        let fragment = nanoseconds(timeouts.fragment)
+            idleTimeout: { _, connection in timeouts.nanoseconds(connection) })
+        let fragment = Int64(config.timeouts.fragment * 1e9)
         fragments = schema.table("fragments", key: FragmentKey.self, value: UInt16.self,
                                  capacity: max(1024, config.capacity / 16), idleTimeout: { _, _ in fragment })
         self.schema = schema
+    }
+}
+
+/// The timeouts in nanoseconds, by protocol and TCP state: what the
+/// connections table's idle timeout gives a connection.
+struct ConnectionTimeouts: Sendable {
+    let tcp: [Int64]
+    let udpUnreplied: Int64, udpReplied: Int64, icmp: Int64, other: Int64
+
+    init(_ timeouts: FirewallTimeouts) {
+        func nanoseconds(_ seconds: Double) -> Int64 { Int64(seconds * 1e9) }
+        var tcp = [Int64](repeating: 0, count: 16)
+        for raw in 0..<16 {
+            if let state = TCPTracker.State(rawValue: UInt8(raw)) { tcp[raw] = nanoseconds(timeouts.tcp(state)) }
+        }
+        self.tcp = tcp
+        udpUnreplied = nanoseconds(timeouts.udpUnreplied)
+        udpReplied = nanoseconds(timeouts.udpReplied)
+        icmp = nanoseconds(timeouts.icmp)
+        other = nanoseconds(timeouts.other)
+    }
+
+    @inline(__always)
+    func nanoseconds(_ connection: TrackedConnection) -> Int64 {
+        switch connection.ipProtocol {
+        case IPProtocol.tcp: tcp[Int(connection.tcp.state.rawValue & 15)]
+        case IPProtocol.udp: connection.replied ? udpReplied : udpUnreplied
+        case IPProtocol.icmp, IPProtocol.icmpv6: icmp
+        default: other
+        }
     }
 }

@@ -94,6 +94,9 @@ public struct TCPTracker: Sendable, Equatable {
     /// No connection yet (``start(_:loose:)`` opens one).
     public init() {}
 
+    /// No connection: what connections of other protocols hold.
+    public static let none = TCPTracker()
+
     public private(set) var state = State.none
     /// Whether windows are checked liberally (a connection picked up
     /// midway): only RSTs are refused for where they fall.
