@@ -83,9 +83,10 @@ final class FirewallRig {
         return harness.expire()
     }
 
-    /// The connections table's live entries (each connection under two keys).
+    /// The connections tables' live entries.
     var connectionEntries: Int {
-        ((try? store.statistics(namespace: namespace)) ?? nil)?.tables["connections"]?.entries ?? -1
+        let tables = ((try? store.statistics(namespace: namespace)) ?? nil)?.tables
+        return (tables?["connections4"]?.entries ?? 0) + (tables?["connections6"]?.entries ?? 0)
     }
 }
 

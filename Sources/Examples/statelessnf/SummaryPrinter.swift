@@ -30,7 +30,7 @@ enum SummaryPrinter {
         rows += extra
         let malformed = summary.counters.filter { $0.key.hasPrefix("malformed.") }
         if !malformed.isEmpty { rows.append(("malformed", list(malformed))) }
-        return ([title] + rows.map { "  " + $0.0.padding(toLength: 18, withPad: " ", startingAt: 0) + $0.1 })
+        return ([title] + rows.map { "  " + $0.0.padding(toLength: max(18, $0.0.count + 1), withPad: " ", startingAt: 0) + $0.1 })
             .joined(separator: "\n")
     }
 

@@ -158,7 +158,7 @@ struct FirewallFilter: StatefulNode {
             scratch.stage = .related
             scratch.key = quoted
             scratch.ticket = access.sequencer.enter(quoted.flowHash)
-            scratch.read = access.read(state.connections, quoted)
+            scratch.read = state.read(quoted, &access)
             return .wait
         }
         guard let key = ConnectionTracking.key(of: packet) else {
@@ -170,7 +170,7 @@ struct FirewallFilter: StatefulNode {
         // The connection's packets act in order (each may move it on): a
         // ticket now, the turn once every earlier one has left.
         scratch.ticket = access.sequencer.enter(key.flowHash)
-        scratch.read = access.read(state.connections, key)
+        scratch.read = state.read(key, &access)
         return .wait
     }
 
@@ -188,7 +188,7 @@ struct FirewallFilter: StatefulNode {
                 if scratch.stage == .fragment {
                     scratch.fragment = access.read(state.fragments, FragmentKey(packet))
                 } else {
-                    scratch.read = access.read(state.connections, scratch.key)
+                    scratch.read = state.read(scratch.key, &access)
                 }
                 if scratch.ticket != nil { access.sequencer.issuedRead(&scratch.ticket!) }
                 if scratch.datagramTicket != nil { access.sequencer.issuedRead(&scratch.datagramTicket!) }
@@ -239,7 +239,7 @@ struct FirewallFilter: StatefulNode {
                 guard scratch.attempts < Self.attempts else { return invalid(packet, .noConnection, scratch, &context) }
                 scratch.attempts += 1
                 scratch.stage = .recheck
-                scratch.read = access.read(state.connections, scratch.key)
+                scratch.read = state.read(scratch.key, &access)
                 access.sequencer.issuedRead(&scratch.ticket!)
                 return .wait
             case .full:
@@ -270,12 +270,11 @@ struct FirewallFilter: StatefulNode {
         guard decision.accepted else { return decision }
         rememberFragments(packet, &access)
         if connection == entry.value {
-            access.refresh(state.connections, scratch.key, entry, timeout: state.timeouts.nanoseconds(connection))
+            state.refresh(scratch.key, entry, &access)
             return accept(scratch)
         }
         scratch.stage = .update
-        scratch.swap = access.compareAndSet(state.connections, scratch.key, expected: entry.value, new: connection,
-                                            deadline: access.deadline(state.connections, scratch.key, connection))
+        scratch.swap = state.compareAndSet(scratch.key, expected: entry.value, new: connection, &access)
         return .wait
     }
 
@@ -288,7 +287,7 @@ struct FirewallFilter: StatefulNode {
             let decision = decide(packet, scratch.key, .new, scratch)
             guard decision.accepted else { return decision }
             scratch.stage = .insert
-            scratch.insert = access.insertIfAbsent(state.connections, scratch.key, connection)
+            scratch.insert = state.insert(scratch.key, connection, &access)
             return .wait
         case .failure(let reason):
             return invalid(packet, reason, scratch, &context)

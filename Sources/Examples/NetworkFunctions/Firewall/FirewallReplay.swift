@@ -84,7 +84,7 @@ public final class FirewallReplay {
         // a second of capture time has passed.
         if tally.packets % 64 == 0 || harness.now.nanoseconds - lastExpiry.nanoseconds >= 1_000_000_000,
            let session = harness.session {
-            tally.entriesExpired += session.expire(now: harness.now, budget: 1024)
+            tally.entriesExpired += session.expire(now: harness.now, budget: 1 << 16)
             lastExpiry = harness.now
         }
         var packet = scratch.allocate()!

@@ -69,6 +69,50 @@ public struct ConnectionKey: StateCodable, Hashable, CustomStringConvertible {
     }
 }
 
+/// An IPv4 connection's key as the store holds it: 13 bytes instead of
+/// 37, so that an IPv4 connection's two records stay small.
+public struct ConnectionKey4: StateCodable, Hashable {
+    public var ipProtocol: UInt8
+    public var source: IPv4Address
+    public var destination: IPv4Address
+    public var sourcePort: UInt16
+    public var destinationPort: UInt16
+
+    /// The IPv4 form of `key` (whose addresses are IPv4).
+    @inline(__always)
+    public init(_ key: ConnectionKey) {
+        ipProtocol = key.ipProtocol
+        source = IPv4Address(UInt32(truncatingIfNeeded: key.source.low))
+        destination = IPv4Address(UInt32(truncatingIfNeeded: key.destination.low))
+        sourcePort = key.sourcePort
+        destinationPort = key.destinationPort
+    }
+
+    /// The key of the other direction's packets.
+    var reversed: ConnectionKey4 {
+        var key = self
+        swap(&key.source, &key.destination)
+        swap(&key.sourcePort, &key.destinationPort)
+        return key
+    }
+
+    public static var encodedSize: Int { 13 }
+    public func encode(to pointer: UnsafeMutableRawPointer) {
+        pointer.storeBytes(of: ipProtocol, as: UInt8.self)
+        source.encode(to: pointer + 1)
+        destination.encode(to: pointer + 5)
+        sourcePort.encode(to: pointer + 9)
+        destinationPort.encode(to: pointer + 11)
+    }
+    public init(decoding pointer: UnsafeRawPointer) {
+        ipProtocol = pointer.load(as: UInt8.self)
+        source = IPv4Address(decoding: pointer + 1)
+        destination = IPv4Address(decoding: pointer + 5)
+        sourcePort = UInt16(decoding: pointer + 9)
+        destinationPort = UInt16(decoding: pointer + 11)
+    }
+}
+
 /// A tracked connection: which side opened it, whether the other side
 /// answered, and for TCP the state machine and windows. Stored under the
 /// key of each direction.
@@ -167,25 +211,33 @@ public struct FragmentKey: StateCodable, Hashable {
 }
 
 /// The firewall's declared state: the connections, found by either
-/// direction's key and living as long as their protocol and state allow,
+/// direction's key and living as long as their protocol and state allow
+/// (IPv4 and IPv6 in tables of their own, so that IPv4 keys take 13 bytes),
 /// and the entries that let fragments follow their datagram's first.
 public struct FirewallState: Sendable {
     /// The deployment's schema.
     public let schema: StateSchema
-    /// The tracked connections, under both directions' keys.
-    public let connections: StateTable<ConnectionKey, TrackedConnection>
+    /// The tracked IPv4 connections, under both directions' keys.
+    public let connections4: StateTable<ConnectionKey4, TrackedConnection>
+    /// The tracked IPv6 connections, under both directions' keys.
+    public let connections6: StateTable<ConnectionKey, TrackedConnection>
     /// Accepted first fragments, by datagram.
     public let fragments: StateTable<FragmentKey, UInt16>
     /// How long each connection lives idle.
     let timeouts: ConnectionTimeouts
 
-    /// The state of a firewall with `config`.
+    /// The state of a firewall with `config`: each connections table may
+    /// hold `capacity` connections.
     public init(_ config: ResolvedFirewallConfig) {
         let schema = StateSchema(namespace: config.namespace)
         let timeouts = ConnectionTimeouts(config.timeouts)
         self.timeouts = timeouts
-        connections = schema.table(
-            "connections", key: ConnectionKey.self, value: TrackedConnection.self, capacity: config.capacity,
+        connections4 = schema.table(
+            "connections4", key: ConnectionKey4.self, value: TrackedConnection.self, capacity: config.capacity,
+            reverseKey: { key, _ in key.reversed },
+            idleTimeout: { _, connection in timeouts.nanoseconds(connection) })
+        connections6 = schema.table(
+            "connections6", key: ConnectionKey.self, value: TrackedConnection.self, capacity: config.capacity,
             reverseKey: { key, _ in key.reversed },
             idleTimeout: { _, connection in timeouts.nanoseconds(connection) })
         let fragment = Int64(config.timeouts.fragment * 1e9)
@@ -193,6 +245,44 @@ public struct FirewallState: Sendable {
                                  capacity: max(1024, config.capacity / 16), idleTimeout: { _, _ in fragment })
         self.schema = schema
     }
+
+    // The connection operations, in the table of the key's IP version.
+
+    @inline(__always)
+    func read(_ key: ConnectionKey, _ access: inout StateAccess) -> Ticket<Entry<TrackedConnection>?> {
+        key.source.isIPv4 ? access.read(connections4, ConnectionKey4(key)) : access.read(connections6, key)
+    }
+
+    @inline(__always)
+    func insert(_ key: ConnectionKey, _ connection: TrackedConnection, _ access: inout StateAccess)
+        -> Ticket<Insertion<TrackedConnection>> {
+        let deadline = Timestamp(nanoseconds: access.now.nanoseconds + Self.withSlack(timeouts.nanoseconds(connection)))
+        return key.source.isIPv4 ? access.insertIfAbsent(connections4, ConnectionKey4(key), connection, deadline: deadline)
+                                 : access.insertIfAbsent(connections6, key, connection, deadline: deadline)
+    }
+
+    @inline(__always)
+    func compareAndSet(_ key: ConnectionKey, expected: TrackedConnection, new: TrackedConnection,
+                       _ access: inout StateAccess) -> Ticket<Swap<TrackedConnection>> {
+        let deadline = Timestamp(nanoseconds: access.now.nanoseconds + Self.withSlack(timeouts.nanoseconds(new)))
+        return key.source.isIPv4
+            ? access.compareAndSet(connections4, ConnectionKey4(key), expected: expected, new: new, deadline: deadline)
+            : access.compareAndSet(connections6, key, expected: expected, new: new, deadline: deadline)
+    }
+
+    @inline(__always)
+    func refresh(_ key: ConnectionKey, _ entry: Entry<TrackedConnection>, _ access: inout StateAccess) {
+        let timeout = timeouts.nanoseconds(entry.value)
+        if key.source.isIPv4 {
+            access.refresh(connections4, ConnectionKey4(key), entry, timeout: timeout)
+        } else {
+            access.refresh(connections6, key, entry, timeout: timeout)
+        }
+    }
+
+    /// A timeout with the tables' refresh slack.
+    @inline(__always)
+    static func withSlack(_ timeout: Int64) -> Int64 { timeout + StateTable<ConnectionKey, TrackedConnection>.slack(timeout) }
 }
 
 /// The timeouts in nanoseconds, by protocol and TCP state: what the
