@@ -142,7 +142,7 @@ public struct StateAccess {
     /// ``refresh(_:_:_:updated:)`` with the idle timeout, in nanoseconds, that
     /// the node already knows (what the table's `idleTimeout` gives the
     /// value it keeps): the same, without calling it.
-    @inlinable
+    @inlinable @inline(__always)
     @discardableResult
     public func refresh<K, V>(_ table: StateTable<K, V>, _ key: K, _ entry: Entry<V>, updated: V? = nil,
                               timeout: Int64) -> Bool {
@@ -158,7 +158,7 @@ public struct StateAccess {
 
     /// Replaces the value of `key` with `new` if it is `expected`, and sets
     /// its deadline.
-    @inlinable
+    @inlinable @inline(__always)
     public func compareAndSet<K, V>(_ table: StateTable<K, V>, _ key: K, expected: V, new: V,
                                     deadline: Timestamp) -> Ticket<Swap<V>> {
         Ticket(operation(.compareAndSet, table: table.id, key: outgoing.store(key), value: outgoing.store(new),
@@ -174,7 +174,7 @@ public struct StateAccess {
     }
 
     /// Moves the deadline of the entry of `key`.
-    @inlinable
+    @inlinable @inline(__always)
     @discardableResult
     public func touch<K, V>(_ table: StateTable<K, V>, _ key: K, deadline: Timestamp) -> Ticket<Bool> {
         Ticket(operation(.touch, table: table.id, key: outgoing.store(key), deadline: deadline.nanoseconds))

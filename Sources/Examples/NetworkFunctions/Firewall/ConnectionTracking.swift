@@ -109,7 +109,7 @@ enum ConnectionTracking {
     }
 
     /// The connection `packet` opens, or why it cannot open one.
-    static func open(_ packet: Packet, key: ConnectionKey, loose: Bool) -> Result<TrackedConnection, InvalidPacket> {
+    static func open(_ packet: borrowing Packet, key: ConnectionKey, loose: Bool) -> Result<TrackedConnection, InvalidPacket> {
         switch packet.layout.transport {
         case .tcp:
             let segment = TCPTracker.Segment(packet)
@@ -129,7 +129,7 @@ enum ConnectionTracking {
 
     /// What `packet`, whose key is `key`, does to `connection`.
     @inline(__always)
-    static func track(_ packet: Packet, key: ConnectionKey, _ connection: inout TrackedConnection) -> Tracked {
+    static func track(_ packet: borrowing Packet, key: ConnectionKey, _ connection: inout TrackedConnection) -> Tracked {
         let reply = connection.isReply(key)
         switch packet.layout.transport {
         case .tcp:
@@ -161,7 +161,7 @@ extension TCPTracker.Segment {
     /// The segment `packet` carries (a TCP packet): numbers, flags, window,
     /// payload length, and on a SYN the window scale option.
     @inline(__always)
-    init(_ packet: Packet) {
+    init(_ packet: borrowing Packet) {
         let flags = packet.tcpFlags!
         self.init(seq: packet.tcpSequenceNumber!, ack: packet.tcpAcknowledgementNumber!, window: packet.tcpWindow!,
                   syn: flags & 0x02 != 0, ack: flags & 0x10 != 0, fin: flags & 0x01 != 0, rst: flags & 0x04 != 0,
@@ -171,7 +171,7 @@ extension TCPTracker.Segment {
 
     /// The window scale option of a SYN, if it has one (shifts above 14
     /// count as 14, as RFC 7323 says).
-    static func windowScale(_ packet: Packet) -> UInt8? {
+    static func windowScale(_ packet: borrowing Packet) -> UInt8? {
         let start = Int(packet.layout.l4Offset)
         let headerEnd = min(start + Int(packet.data.load(fromByteOffset: start + 12, as: UInt8.self) >> 4) * 4, Int(packet.layout.l3End))
         var offset = start + 20

@@ -68,7 +68,7 @@ struct FirewallSides: Sendable {
 
     /// The packet's direction, or `nil` when it arrived on a port that is neither side.
     @inline(__always)
-    func direction(_ packet: Packet) -> FirewallDirection? {
+    func direction(_ packet: borrowing Packet) -> FirewallDirection? {
         if let insidePort {
             if packet.port == insidePort { return .outbound }
             return packet.port == outsidePort ? .inbound : nil
@@ -153,7 +153,7 @@ struct FirewallFilter: StatefulNode {
         }
         if packet.layout.icmp == .error {
             guard let quoted = ConnectionTracking.quotedKey(of: packet) else {
-                return invalid(packet, .unrelatedError, scratch, &context)
+                return invalid(packet, .unrelatedError, scratch.direction, &context)
             }
             scratch.stage = .related
             scratch.key = quoted
@@ -164,7 +164,7 @@ struct FirewallFilter: StatefulNode {
         guard let key = ConnectionTracking.key(of: packet) else {
             // Neighbour discovery, router advertisements and the like belong
             // to no connection: each is new, and nothing is tracked.
-            return decide(packet, .new, scratch)
+            return decide(packet, .new, scratch.direction)
         }
         scratch.key = key
         // The connection's packets act in order (each may move it on): a
@@ -217,10 +217,10 @@ struct FirewallFilter: StatefulNode {
                  _ context: inout NodeContext) -> Step<Output> {
         switch scratch.stage {
         case .fragment:
-            return access[scratch.fragment!] != nil ? accept(scratch) : .done(.fragmentWithoutFirst)
+            return access[scratch.fragment!] != nil ? accept(scratch.direction) : .done(.fragmentWithoutFirst)
         case .related:
-            if access[scratch.read!] != nil { return decide(packet, .related, scratch) }
-            return invalid(packet, .unrelatedError, scratch, &context)
+            if access[scratch.read!] != nil { return decide(packet, .related, scratch.direction) }
+            return invalid(packet, .unrelatedError, scratch.direction, &context)
         case .lookup, .recheck:
             if let entry = access[scratch.read!] { return established(&packet, entry, &scratch, &access, &context) }
             return open(&packet, &scratch, &access, &context)
@@ -229,14 +229,14 @@ struct FirewallFilter: StatefulNode {
             case .inserted:
                 context.count("firewall.connectionsOpened")
                 rememberFragments(packet, &access)
-                return accept(scratch)
+                return accept(scratch.direction)
             case .present(let entry):
                 // Another instance or worker opened it first: this packet is one of its.
                 return established(&packet, entry, &scratch, &access, &context)
             case .collision:
                 // The other direction's key belongs to a live connection this
                 // packet's read missed: read again.
-                guard scratch.attempts < Self.attempts else { return invalid(packet, .noConnection, scratch, &context) }
+                guard scratch.attempts < Self.attempts else { return invalid(packet, .noConnection, scratch.direction, &context) }
                 scratch.attempts += 1
                 scratch.stage = .recheck
                 scratch.read = state.read(scratch.key, &access)
@@ -249,11 +249,11 @@ struct FirewallFilter: StatefulNode {
         case .update:
             switch access[scratch.swap!] {
             case .swapped, .missing:
-                return accept(scratch)
+                return accept(scratch.direction)
             case .conflict(let entry):
                 // Another packet of the connection moved it meanwhile: track
                 // this one again from there.
-                guard scratch.attempts < Self.attempts else { return accept(scratch) }
+                guard scratch.attempts < Self.attempts else { return accept(scratch.direction) }
                 scratch.attempts += 1
                 return established(&packet, entry, &scratch, &access, &context)
             }
@@ -265,13 +265,13 @@ struct FirewallFilter: StatefulNode {
                      _ access: inout StateAccess, _ context: inout NodeContext) -> Step<Output> {
         var connection = entry.value
         let tracked = ConnectionTracking.track(packet, key: scratch.key, &connection)
-        if case .invalid(let reason) = tracked { return invalid(packet, reason, scratch, &context) }
-        let decision = decide(packet, scratch.key, tracked == .reopened ? .new : .established, scratch)
+        if case .invalid(let reason) = tracked { return invalid(packet, reason, scratch.direction, &context) }
+        let decision = decide(packet, scratch.key, tracked == .reopened ? .new : .established, scratch.direction)
         guard decision.accepted else { return decision }
         rememberFragments(packet, &access)
         if connection == entry.value {
             state.refresh(scratch.key, entry, &access)
-            return accept(scratch)
+            return accept(scratch.direction)
         }
         scratch.stage = .update
         scratch.swap = state.compareAndSet(scratch.key, expected: entry.value, new: connection, &access)
@@ -284,33 +284,33 @@ struct FirewallFilter: StatefulNode {
               _ context: inout NodeContext) -> Step<Output> {
         switch ConnectionTracking.open(packet, key: scratch.key, loose: loose) {
         case .success(let connection):
-            let decision = decide(packet, scratch.key, .new, scratch)
+            let decision = decide(packet, scratch.key, .new, scratch.direction)
             guard decision.accepted else { return decision }
             scratch.stage = .insert
             scratch.insert = state.insert(scratch.key, connection, &access)
             return .wait
         case .failure(let reason):
-            return invalid(packet, reason, scratch, &context)
+            return invalid(packet, reason, scratch.direction, &context)
         }
     }
 
     /// An invalid packet: counted by reason, and dropped unless a rule
     /// accepts `state invalid` (a policy never does).
-    func invalid(_ packet: Packet, _ reason: InvalidPacket, _ scratch: FirewallScratch,
+    func invalid(_ packet: borrowing Packet, _ reason: InvalidPacket, _ direction: FirewallDirection,
                  _ context: inout NodeContext) -> Step<Output> {
         context.count(reason.counter)
-        let (action, line) = rules.decide(facts(packet, .invalid, scratch.direction))
-        return action == .accept && line != 0 ? accept(scratch) : .done(.invalid)
+        let (action, line) = rules.decide(facts(packet, .invalid, direction))
+        return action == .accept && line != 0 ? accept(direction) : .done(.invalid)
     }
 
     /// The rules' verdict on a packet in connection state `connectionState`.
-    func decide(_ packet: Packet, _ connectionState: ConnectionState, _ scratch: FirewallScratch) -> Step<Output> {
-        let (action, line) = rules.decide(facts(packet, connectionState, scratch.direction))
-        return verdict(action, line, scratch)
+    func decide(_ packet: borrowing Packet, _ connectionState: ConnectionState, _ direction: FirewallDirection) -> Step<Output> {
+        let (action, line) = rules.decide(facts(packet, connectionState, direction))
+        return verdict(action, line, direction)
     }
 
     /// What the rules look at in `packet`.
-    func facts(_ packet: Packet, _ connectionState: ConnectionState, _ direction: FirewallDirection) -> PacketFacts {
+    func facts(_ packet: borrowing Packet, _ connectionState: ConnectionState, _ direction: FirewallDirection) -> PacketFacts {
         let layout = packet.layout
         let isICMP = layout.transport == .icmpv4 || layout.transport == .icmpv6
         return PacketFacts(direction: direction, inputPort: packet.port, source: packet.address(.source),
@@ -323,33 +323,33 @@ struct FirewallFilter: StatefulNode {
     /// The rules' verdict on a packet with `key` (its addresses and ports,
     /// already read).
     @inline(__always)
-    func decide(_ packet: Packet, _ key: ConnectionKey, _ connectionState: ConnectionState,
-                _ scratch: FirewallScratch) -> Step<Output> {
-        if let (action, line) = rules.constantVerdict(connectionState) { return verdict(action, line, scratch) }
-        guard packet.layout.hasPorts else { return decide(packet, connectionState, scratch) }
+    func decide(_ packet: borrowing Packet, _ key: ConnectionKey, _ connectionState: ConnectionState,
+                _ direction: FirewallDirection) -> Step<Output> {
+        if let (action, line) = rules.constantVerdict(connectionState) { return verdict(action, line, direction) }
+        guard packet.layout.hasPorts else { return decide(packet, connectionState, direction) }
         let (action, line) = rules.decide(PacketFacts(
-            direction: scratch.direction, inputPort: packet.port, source: key.source, destination: key.destination,
+            direction: direction, inputPort: packet.port, source: key.source, destination: key.destination,
             ipProtocol: key.ipProtocol, sourcePort: key.sourcePort, destinationPort: key.destinationPort,
             state: connectionState))
-        return verdict(action, line, scratch)
+        return verdict(action, line, direction)
     }
 
     @inline(__always)
-    func verdict(_ action: FirewallAction, _ line: Int, _ scratch: FirewallScratch) -> Step<Output> {
-        if action == .accept { return accept(scratch) }
+    func verdict(_ action: FirewallAction, _ line: Int, _ direction: FirewallDirection) -> Step<Output> {
+        if action == .accept { return accept(direction) }
         return .done(line == 0 ? .droppedByPolicy : .droppedByRule)
     }
 
     /// The packet passes, on to the other side.
     @inline(__always)
-    func accept(_ scratch: FirewallScratch) -> Step<Output> {
-        .done(scratch.direction == .outbound ? .outbound : .inbound)
+    func accept(_ direction: FirewallDirection) -> Step<Output> {
+        .done(direction == .outbound ? .outbound : .inbound)
     }
 
     /// A first fragment that passes lets its datagram's later fragments
     /// through.
     @inline(__always)
-    func rememberFragments(_ packet: Packet, _ access: inout StateAccess) {
+    func rememberFragments(_ packet: borrowing Packet, _ access: inout StateAccess) {
         guard packet.layout.fragment.moreFragments else { return }
         let key = FragmentKey(packet)
         _ = access.insertIfAbsent(state.fragments, key, 1)

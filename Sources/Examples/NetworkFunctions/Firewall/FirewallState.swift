@@ -180,7 +180,7 @@ public struct FragmentKey: StateCodable, Hashable {
     public var identification: UInt32
 
     /// The key of `packet`'s datagram.
-    public init(_ packet: Packet) {
+    public init(_ packet: borrowing Packet) {
         source = packet.address(.source)
         destination = packet.address(.destination)
         ipProtocol = packet.layout.ipProtocol
