@@ -13,7 +13,7 @@ SHARED ?= $(CURDIR)/../shared
 export STATELESSKIT_SHARED := $(SHARED)
 SWIFT_BUILD_FLAGS ?=
 
-.PHONY: demo test deps pkgconfig build release fuzz fuzz-short fuzz-build bench-parser bench-nat bench-nat-redis fixtures clean
+.PHONY: demo test deps pkgconfig build release fuzz fuzz-short fuzz-build bench-parser bench-nat bench-nat-redis bench-redis bench-lb bench-firewall fixtures clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do \
@@ -97,13 +97,25 @@ bench-parser: release
 
 # The NAT on the embedded store: Mpps, ns and allocations per packet, then
 # instructions per packet counted by callgrind.
-# The NAT on a throwaway redis-server (Documentation/Performance.md).
-bench-nat-redis: release
+# An NF (NF=nat, lb or firewall) on a throwaway redis-server, beside the
+# store's own read limit (Documentation/Performance.md).
+NF ?= nat
+bench-redis: release
 	@dir=$$(mktemp -d); port=16390; \
 	redis-server --port $$port --bind 127.0.0.1 --save "" --appendonly no --dir $$dir --daemonize yes \
 	  --pidfile $$dir/redis.pid --logfile $$dir/redis.log; sleep 0.5; \
-	.build/release/statelessnf bench nat --seconds 3 --store redis://127.0.0.1:$$port; status=$$?; \
+	.build/release/statelessnf bench $(NF) --seconds 3 --store redis://127.0.0.1:$$port; status=$$?; \
 	redis-cli -p $$port shutdown nosave >/dev/null 2>&1; rm -rf $$dir; exit $$status
+
+bench-nat-redis:
+	@$(MAKE) --no-print-directory bench-redis NF=nat
+
+# The load balancer and the firewall on the embedded store, then their
+# instructions per packet counted by callgrind.
+bench-lb bench-firewall: bench-%: release
+	@.build/release/statelessnf bench $* --seconds 3
+	@.build/release/statelessnf bench $* --seconds 3 --flows 1000
+	@Scripts/nf-instructions-per-packet.sh .build/release/statelessnf $* 100000
 
 bench-nat: release
 	@.build/release/statelessnf bench nat --seconds 5

@@ -5,10 +5,11 @@
 /// only once every earlier packet of its flow has left and its read was
 /// issued after they did, so that it sees their writes.
 ///
-/// One per stateful node per runner (``StateAccess/sequencer``); flows are
-/// told apart by a hash of their key that is the same both ways, folded into
-/// a fixed table: two flows that share a slot are kept in order together,
-/// which costs a wait, never a wrong answer.
+/// One per stateful node per runner (``StateAccess/sequencer``), with 64
+/// slots per packet the runner can have in flight; flows are told apart by a
+/// hash of their key that is the same both ways, folded into the table: two
+/// flows that share a slot are kept in order together, which costs a wait
+/// (a store round trip), never a wrong answer.
 ///
 /// ```swift
 /// // start: take a ticket and read
@@ -48,7 +49,7 @@ public final class FlowSequencer {
     /// compared modulo 2^32, as no packet waits 2^31 passes).
     @usableFromInline var pass: UInt32 = 1
 
-    /// A sequencer of `2^bits` slots.
+    /// A sequencer of `2^bits` slots (16 bytes each).
     public init(bits: Int = 12) {
         slots = .allocate(capacity: 1 << bits)
         slots.initialize(repeating: Slot(), count: 1 << bits)

@@ -12,13 +12,16 @@ final class StatefulNodeCell<N: StatefulNode> {
     @usableFromInline let node: N
     @usableFromInline let scratch: UnsafeMutablePointer<N.Scratch>
     @usableFromInline let capacity: Int
-    /// Keeps each flow's packets in order, for nodes that ask.
-    @usableFromInline let sequencer = FlowSequencer()
+    /// Keeps each flow's packets in order, for nodes that ask: 64 slots per
+    /// packet that can be in flight, so that two flows rarely share one
+    /// (which costs a wait).
+    @usableFromInline let sequencer: FlowSequencer
     let count: Int
 
     @usableFromInline init(_ node: N, slots: Int, capacity: Int) {
         self.node = node
         self.capacity = capacity
+        sequencer = FlowSequencer(bits: max(10, Int.bitWidth - (slots * capacity * 64 - 1).leadingZeroBitCount))
         count = slots * capacity
         scratch = .allocate(capacity: count)
         scratch.initialize(repeating: N.emptyScratch, count: count)
