@@ -70,7 +70,7 @@ let package = Package(
         // The example network functions, written with the DSL.
         .target(
             name: "NetworkFunctions",
-            dependencies: ["StatelessKit", "StatelessKitStore"],
+            dependencies: ["StatelessKit", "StatelessKitStore", .product(name: "Atomics", package: "swift-atomics")],
             path: "Sources/Examples/NetworkFunctions"
         ),
         // Counts allocations in the statelessnf process, for benchmarks.

@@ -197,6 +197,58 @@ struct CommandTests {
         }
     }
 
+    @Test("run firewall rereads its rule file on SIGHUP: later packets follow the new rules, tracked connections stay",
+          .enabled(if: built, "skipped: .build/debug/statelessnf is not built (swift build)"))
+    func firewallReloadOnHangUp() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("statelessnf-fw-reload-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let fifo = folder.appendingPathComponent("in.pcap").path, out = folder.appendingPathComponent("out.pcap").path
+        let rules = folder.appendingPathComponent("edge.rules")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        try "accept state established,related\naccept out state new\n".write(to: rules, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["run", "firewall", "--rules", rules.path, "--input", "pcap:\(fifo)", "--output", "pcap:\(out)",
+                             "--batch", "1", "--in-flight", "1"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let writer = try PcapWriter(path: fifo, header: PcapFileHeader(linkType: .ethernet))
+        func datagram(_ client: UInt16, to port: UInt16) -> [UInt8] {
+            PacketBuilder().ipv4(source: IPv4Address(10, 0, 0, 1), destination: IPv4Address(198, 51, 100, 1))
+                .udp(source: client, destination: port, payload: [1])
+        }
+        func send(_ frames: [[UInt8]]) throws {
+            for frame in frames {
+                try frame.withUnsafeBytes { try writer.write(timestamp: Timestamp(seconds: 1_700_000_000, nanoseconds: 0),
+                                                            originalLength: frame.count, bytes: $0) }
+            }
+            try writer.flush()
+        }
+        // Flows 1-50 open to port 53 under the first rules.
+        try send((1...50).map { datagram($0, to: 53) })
+        usleep(1_000_000)
+        try "drop out proto udp dport 53 state new\naccept state established,related\naccept out state new\n"
+            .write(to: rules, atomically: true, encoding: .utf8)
+        kill(process.processIdentifier, SIGHUP)
+        usleep(500_000)
+        // The open flows carry on; new flows to port 53 are refused; to 123 they open.
+        try send((1...50).map { datagram($0, to: 53) } + (51...100).map { datagram($0, to: 53) }
+                 + (101...150).map { datagram($0, to: 123) })
+        try writer.close()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let reader = try CaptureReader(path: out)
+        var passed: [UInt16: Int] = [:]
+        while let record = try reader.next() {
+            passed[TestFrame(Array(record.bytes)).port(.source), default: 0] += 1
+        }
+        #expect((1...50).allSatisfy { passed[$0] == 2 }, "tracked flows pass before and after")
+        #expect((51...100).allSatisfy { passed[$0] == nil }, "new flows to 53 refused by the new rule")
+        #expect((101...150).allSatisfy { passed[$0] == 1 })
+    }
+
     @Test("bench reports rates, allocations and state operations",
           .enabled(if: built, "skipped: .build/debug/statelessnf is not built (swift build)"))
     func bench() throws {

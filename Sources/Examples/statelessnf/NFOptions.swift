@@ -195,7 +195,14 @@ struct SelectedNF {
             inputPort = function.insidePort
             portNames = Dictionary([(function.outsidePort, "outside"), (function.insidePort, "inside")],
                                    uniquingKeysWith: { a, b in a == b ? a : "\(b)/\(a)" })
-            reload = nil
+            let (file, prefixes, flags) = (nat.config, nat.internal, firewall)
+            reload = {
+                // The rule file (and the config file's rules field) read again;
+                // the prefixes, timeouts and capacity stay as started.
+                let rules = try flags.firewallConfig(file: file, internal: prefixes).rules
+                function.reload(rules)
+                return "\(rules.rules.count) rules, policy in \(rules.inboundPolicy.rawValue), out \(rules.outboundPolicy.rawValue)"
+            }
         }
     }
 }

@@ -10,8 +10,10 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run a network function over an input into an output.",
         discussion: """
-            The load balancer rereads its --config file on SIGHUP: new flows follow the \
-            backends it lists, flows already assigned keep theirs.
+            On SIGHUP the load balancer rereads its --config file (new flows follow the \
+            backends it lists, flows already assigned keep theirs) and the firewall its rule \
+            file (every packet from then on is decided by the new rules; tracked connections \
+            stay). A file with a mistake is refused and the running configuration stays.
 
             Inputs and outputs are pcap:PATH today (a named pipe works as an input). With one input, the NAT takes the side \
             of each packet from its internal prefixes, and what leaves either side is \
@@ -112,7 +114,7 @@ struct RunCommand: ParsableCommand {
         source.setEventHandler {
             do {
                 let applied = try reload()
-                log.notice("reloaded the configuration", metadata: ["backends": "\(applied)"])
+                log.notice("reloaded the configuration", metadata: ["applied": "\(applied)"])
             } catch {
                 log.error("reloading the configuration failed; keeping the running one", metadata: ["error": "\(error)"])
             }

@@ -19,11 +19,21 @@ public struct Firewall: Sendable {
     public let config: ResolvedFirewallConfig
     /// The declared state.
     public let state: FirewallState
+    /// The rules it decides by, which may change while it runs
+    /// (``reload(_:)``).
+    public let rules: LiveRules
 
     /// A firewall for `config`.
     public init(_ config: ResolvedFirewallConfig) {
         self.config = config
         state = FirewallState(config)
+        rules = LiveRules(CompiledRules(config.rules))
+    }
+
+    /// Decides every packet from now on by `rules` (a reread rule file);
+    /// tracked connections are kept.
+    public func reload(_ rules: FirewallRuleSet) {
+        self.rules.replace(CompiledRules(rules))
     }
 
     /// The port packets from the inside arrive on and inbound packets leave
@@ -36,7 +46,7 @@ public struct Firewall: Sendable {
     public func graph() throws -> Graph {
         try Graph("firewall") { g in
             let parse = g.add(ParseNode())
-            let filter = g.add(FirewallFilter(config: config, state: state))
+            let filter = g.add(FirewallFilter(config: config, state: state, rules: rules))
             g.entry(parse)
             g.routeParsed(parse, ip: filter)
             g.route(filter) { switch $0 {
@@ -110,7 +120,7 @@ struct FirewallFilter: StatefulNode {
     static var emptyScratch: FirewallScratch { FirewallScratch() }
     var name: String { "filter" }
     let sides: FirewallSides
-    let rules: CompiledRules
+    let rules: LiveRules
     let loose: Bool
     let state: FirewallState
 
@@ -121,9 +131,9 @@ struct FirewallFilter: StatefulNode {
     /// the packets of one connection in flight ever need.
     static let patience: UInt16 = 4096
 
-    init(config: ResolvedFirewallConfig, state: FirewallState) {
+    init(config: ResolvedFirewallConfig, state: FirewallState, rules live: LiveRules) {
         sides = FirewallSides(config)
-        rules = CompiledRules(config.rules)
+        rules = live
         loose = config.loosePickup
         self.state = state
     }
@@ -299,13 +309,15 @@ struct FirewallFilter: StatefulNode {
     func invalid(_ packet: borrowing Packet, _ reason: InvalidPacket, _ direction: FirewallDirection,
                  _ context: inout NodeContext) -> Step<Output> {
         context.count(reason.counter)
-        let (action, line) = rules.decide(facts(packet, .invalid, direction))
+        let facts = facts(packet, .invalid, direction)
+        let (action, line) = rules.withCurrent { $0.decide(facts) }
         return action == .accept && line != 0 ? accept(direction) : .done(.invalid)
     }
 
     /// The rules' verdict on a packet in connection state `connectionState`.
     func decide(_ packet: borrowing Packet, _ connectionState: ConnectionState, _ direction: FirewallDirection) -> Step<Output> {
-        let (action, line) = rules.decide(facts(packet, connectionState, direction))
+        let facts = facts(packet, connectionState, direction)
+        let (action, line) = rules.withCurrent { $0.decide(facts) }
         return verdict(action, line, direction)
     }
 
@@ -325,12 +337,15 @@ struct FirewallFilter: StatefulNode {
     @inline(__always)
     func decide(_ packet: borrowing Packet, _ key: ConnectionKey, _ connectionState: ConnectionState,
                 _ direction: FirewallDirection) -> Step<Output> {
-        if let (action, line) = rules.constantVerdict(connectionState) { return verdict(action, line, direction) }
+        if let (action, line) = rules.withCurrent({ $0.constantVerdict(connectionState) }) {
+            return verdict(action, line, direction)
+        }
         guard packet.layout.hasPorts else { return decide(packet, connectionState, direction) }
-        let (action, line) = rules.decide(PacketFacts(
+        let facts = PacketFacts(
             direction: direction, inputPort: packet.port, source: key.source, destination: key.destination,
             ipProtocol: key.ipProtocol, sourcePort: key.sourcePort, destinationPort: key.destinationPort,
-            state: connectionState))
+            state: connectionState)
+        let (action, line) = rules.withCurrent { $0.decide(facts) }
         return verdict(action, line, direction)
     }
 
