@@ -30,6 +30,63 @@ struct CommandTests {
         try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
     }
 
+    /// `statelessnf run` reading a named pipe that the test writes captured
+    /// frames into, one at a time, in a folder removed afterwards.
+    final class PipedRun {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("statelessnf-piped-\(UUID())")
+        var out: String { folder.appendingPathComponent("out.pcap").path }
+        let process = Process()
+        var writer: PcapWriter? = nil
+
+        init() throws {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        }
+
+        deinit { try? FileManager.default.removeItem(at: folder) }
+
+        /// A file in the folder.
+        func file(_ name: String) -> URL { folder.appendingPathComponent(name) }
+
+        /// Starts `run ARGUMENTS --input pcap:PIPE --output pcap:OUT`, one packet a batch.
+        func start(_ arguments: [String]) throws {
+            let fifo = file("in.pcap").path
+            #expect(mkfifo(fifo, 0o600) == 0)
+            process.executableURL = URL(fileURLWithPath: CommandTests.binary)
+            process.arguments = ["run"] + arguments + ["--input", "pcap:\(fifo)", "--output", "pcap:\(out)",
+                                                       "--batch", "1", "--in-flight", "1"]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            // Opening the pipe waits for the NF to open it.
+            writer = try PcapWriter(path: fifo, header: PcapFileHeader(linkType: .ethernet))
+        }
+
+        func send(_ frames: [[UInt8]]) throws {
+            for frame in frames {
+                try frame.withUnsafeBytes { try writer!.write(timestamp: Timestamp(seconds: 1_700_000_000, nanoseconds: 0),
+                                                             originalLength: frame.count, bytes: $0) }
+            }
+            try writer!.flush()
+        }
+
+        /// Sends SIGHUP and gives the NF time to reload.
+        func hangUp() {
+            kill(process.processIdentifier, SIGHUP)
+            usleep(500_000)
+        }
+
+        /// Closes the pipe and waits for the NF; returns what it wrote.
+        func finish() throws -> [[UInt8]] {
+            try writer!.close()
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
+            let reader = try CaptureReader(path: out)
+            var frames: [[UInt8]] = []
+            while let record = try reader.next() { frames.append(Array(record.bytes)) }
+            return frames
+        }
+    }
+
     @Test("graph prints DOT", .enabled(if: built, "skipped: .build/debug/statelessnf is not built (swift build)"))
     func graph() throws {
         let (status, output, _) = try Self.run(["graph", "nat", "--format", "dot"])
@@ -149,45 +206,21 @@ struct CommandTests {
     @Test("run lb rereads its config on SIGHUP: new flows follow the new backends, assigned flows stay",
           .enabled(if: built, "skipped: .build/debug/statelessnf is not built (swift build)"))
     func reloadOnHangUp() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("statelessnf-reload-\(UUID())")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let fifo = folder.appendingPathComponent("in.pcap").path, out = folder.appendingPathComponent("out.pcap").path
-        let config = folder.appendingPathComponent("lb.yaml")
-        #expect(mkfifo(fifo, 0o600) == 0)
+        let run = try PipedRun()
+        let config = run.file("lb.yaml")
         func backends(_ list: String) throws {
             try "vips:\n  - vip: 10.0.0.10:80/tcp\n    backends: [\(list)]\n".write(to: config, atomically: true, encoding: .utf8)
         }
         try backends("192.168.1.1:8080")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["run", "lb", "--config", config.path, "--input", "pcap:\(fifo)", "--output", "pcap:\(out)",
-                             "--batch", "1", "--in-flight", "1"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        // Opening the pipe waits for the balancer to open it.
-        let writer = try PcapWriter(path: fifo, header: PcapFileHeader(linkType: .ethernet))
-        func send(_ frames: [[UInt8]]) throws {
-            for frame in frames {
-                try frame.withUnsafeBytes { try writer.write(timestamp: Timestamp(seconds: 1_700_000_000, nanoseconds: 0),
-                                                            originalLength: frame.count, bytes: $0) }
-            }
-            try writer.flush()
-        }
-        try send((0..<100).map { LBBench.toVIP($0, flags: .syn) })
+        try run.start(["lb", "--config", config.path])
+        try run.send((0..<100).map { LBBench.toVIP($0, flags: .syn) })
         usleep(1_000_000)
         try backends("192.168.1.1:8080@0, 192.168.1.2:8080")
-        kill(process.processIdentifier, SIGHUP)
-        usleep(500_000)
-        try send((0..<100).map { LBBench.toVIP($0) } + (100..<200).map { LBBench.toVIP($0, flags: .syn) })
-        try writer.close()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        let reader = try CaptureReader(path: out)
+        run.hangUp()
+        try run.send((0..<100).map { LBBench.toVIP($0) } + (100..<200).map { LBBench.toVIP($0, flags: .syn) })
         var seen: [UInt16: Set<IPv4Address>] = [:]
-        while let record = try reader.next() {
-            let frame = TestFrame(Array(record.bytes))
+        for bytes in try run.finish() {
+            let frame = TestFrame(bytes)
             seen[frame.port(.source), default: []].insert(frame.ipv4Address(.destination)!)
         }
         #expect(seen.count == 200)
@@ -200,50 +233,25 @@ struct CommandTests {
     @Test("run firewall rereads its rule file on SIGHUP: later packets follow the new rules, tracked connections stay",
           .enabled(if: built, "skipped: .build/debug/statelessnf is not built (swift build)"))
     func firewallReloadOnHangUp() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("statelessnf-fw-reload-\(UUID())")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let fifo = folder.appendingPathComponent("in.pcap").path, out = folder.appendingPathComponent("out.pcap").path
-        let rules = folder.appendingPathComponent("edge.rules")
-        #expect(mkfifo(fifo, 0o600) == 0)
+        let run = try PipedRun()
+        let rules = run.file("edge.rules")
         try "accept state established,related\naccept out state new\n".write(to: rules, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["run", "firewall", "--rules", rules.path, "--input", "pcap:\(fifo)", "--output", "pcap:\(out)",
-                             "--batch", "1", "--in-flight", "1"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let writer = try PcapWriter(path: fifo, header: PcapFileHeader(linkType: .ethernet))
+        try run.start(["firewall", "--rules", rules.path])
         func datagram(_ client: UInt16, to port: UInt16) -> [UInt8] {
             PacketBuilder().ipv4(source: IPv4Address(10, 0, 0, 1), destination: IPv4Address(198, 51, 100, 1))
                 .udp(source: client, destination: port, payload: [1])
         }
-        func send(_ frames: [[UInt8]]) throws {
-            for frame in frames {
-                try frame.withUnsafeBytes { try writer.write(timestamp: Timestamp(seconds: 1_700_000_000, nanoseconds: 0),
-                                                            originalLength: frame.count, bytes: $0) }
-            }
-            try writer.flush()
-        }
         // Flows 1-50 open to port 53 under the first rules.
-        try send((1...50).map { datagram($0, to: 53) })
+        try run.send((1...50).map { datagram($0, to: 53) })
         usleep(1_000_000)
         try "drop out proto udp dport 53 state new\naccept state established,related\naccept out state new\n"
             .write(to: rules, atomically: true, encoding: .utf8)
-        kill(process.processIdentifier, SIGHUP)
-        usleep(500_000)
+        run.hangUp()
         // The open flows carry on; new flows to port 53 are refused; to 123 they open.
-        try send((1...50).map { datagram($0, to: 53) } + (51...100).map { datagram($0, to: 53) }
-                 + (101...150).map { datagram($0, to: 123) })
-        try writer.close()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        let reader = try CaptureReader(path: out)
+        try run.send((1...50).map { datagram($0, to: 53) } + (51...100).map { datagram($0, to: 53) }
+                     + (101...150).map { datagram($0, to: 123) })
         var passed: [UInt16: Int] = [:]
-        while let record = try reader.next() {
-            passed[TestFrame(Array(record.bytes)).port(.source), default: 0] += 1
-        }
+        for bytes in try run.finish() { passed[TestFrame(bytes).port(.source), default: 0] += 1 }
         #expect((1...50).allSatisfy { passed[$0] == 2 }, "tracked flows pass before and after")
         #expect((51...100).allSatisfy { passed[$0] == nil }, "new flows to 53 refused by the new rule")
         #expect((101...150).allSatisfy { passed[$0] == 1 })
