@@ -41,10 +41,12 @@ let package = Package(
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        // A prefetch hint, which Swift cannot express.
+        .target(name: "CPrefetchShim"),
         .target(
             name: "StatelessKitStore",
             dependencies: [
-                "StatelessKit", "CHiredisShim",
+                "StatelessKit", "CHiredisShim", "CPrefetchShim",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),

@@ -92,23 +92,54 @@ final class EmbeddedSession: StateSession {
     var sweepShard = 0
     /// The keys of the entries a sweep found expired, back to back (reused).
     var expiredKeys: [UInt8] = []
+    /// The hashes of a request's read keys, by operation (reused; other
+    /// operations' places hold whatever was there).
+    var hashes: UnsafeMutablePointer<UInt64>
+    var hashCapacity = 256
 
     init(_ deployment: EmbeddedDeployment) {
         self.deployment = deployment
         tables = deployment.tables.map { Unmanaged.passUnretained($0) }
+        hashes = .allocate(capacity: hashCapacity)
+        hashes.initialize(repeating: 0, count: hashCapacity)
     }
+
+    deinit { hashes.deallocate() }
 
     func submit(_ request: StateRequest) {
         let now = request.now.nanoseconds
         request.prepareResults()
         request.operations.withUnsafeBufferPointer { operations in
+            if operations.count > hashCapacity {
+                hashes.deallocate()
+                hashCapacity = operations.count * 2
+                hashes = .allocate(capacity: hashCapacity)
+                hashes.initialize(repeating: 0, count: hashCapacity)
+            }
+            // Every read's key hashed and its index lines asked for first, so
+            // that the cache misses of a batch's lookups overlap instead of
+            // queueing one behind the other.
+            for i in 0..<operations.count where operations[i].kind == .read {
+                hashes[i] = tables[Int(operations[i].table)]._withUnsafeGuaranteedRef {
+                    $0.prefetch(request.bytes(at: operations[i].key))
+                }
+            }
             request.results.withUnsafeMutableBufferPointer { results in
-                for i in 0..<operations.count { results[i] = execute(operations[i], request, now: now) }
+                for i in 0..<operations.count {
+                    let op = operations[i]
+                    // Reads (most of a batch's operations) go straight to their table.
+                    results[i] = op.kind == .read
+                        ? tables[Int(op.table)]._withUnsafeGuaranteedRef {
+                            $0.read(request.bytes(at: op.key), hash: hashes[i], now: now, request)
+                        }
+                        : execute(op, request, now: now)
+                }
             }
         }
         answered.append(request)
     }
 
+    /// Runs `op`, any operation but a read (``submit(_:)`` runs those).
     func execute(_ op: StateOperation, _ request: StateRequest, now: Int64) -> StateResult {
         switch op.kind {
         case .take:
@@ -129,7 +160,7 @@ final class EmbeddedSession: StateSession {
         let key = request.bytes(at: op.key)
         switch op.kind {
         case .read:
-            return table.read(key, now: now, request)
+            preconditionFailure("submit runs reads with the hash it prefetched by")
         case .insertIfAbsent:
             let (result, released) = table.insertIfAbsent(
                 key, second: op.secondKey >= 0 ? request.bytes(at: op.secondKey) : nil, value: request.bytes(at: op.value),

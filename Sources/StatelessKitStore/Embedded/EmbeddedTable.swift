@@ -55,6 +55,14 @@ final class EmbeddedTable: @unchecked Sendable {
         return Located(key: key, hash: hash, shard: shard(hash))
     }
 
+    /// Asks for the index lines a lookup of `key` starts at (a hint);
+    /// returns the key's hash, for ``read(_:hash:now:_:)``.
+    @inline(__always) func prefetch(_ key: UnsafeRawPointer) -> UInt64 {
+        let hash = keyHash(key, keySize)
+        shards[shard(hash)].prefetch(hash: hash)
+        return hash
+    }
+
     /// Locks `shards` (each once, in order), runs `body`, unlocks.
     @inline(__always)
     func locked<R>(_ wanted: ShardSet, _ body: () -> R) -> R {
@@ -117,8 +125,10 @@ final class EmbeddedTable: @unchecked Sendable {
 
     // MARK: Operations
 
-    func read(_ key: UnsafeRawPointer, now: Int64, _ request: StateRequest) -> StateResult {
-        let key = locate(key)
+    /// Reads the entry of `key`, whose hash is known (``prefetch(_:)``).
+    @inline(__always)
+    func read(_ key: UnsafeRawPointer, hash: UInt64, now: Int64, _ request: StateRequest) -> StateResult {
+        let key = Located(key: key, hash: hash, shard: shard(hash))
         let shard = shards[key.shard]
         shard.lock.lock()
         defer { shard.lock.unlock() }

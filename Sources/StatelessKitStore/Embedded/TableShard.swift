@@ -1,3 +1,4 @@
+import CPrefetchShim
 /// One shard of an embedded table: an open-addressing index (linear probing,
 /// backward-shift deletion) over a slab of fixed-size records, guarded by a
 /// lock. Every method but `lock`/`unlock` expects the lock held.
@@ -72,6 +73,14 @@ struct TableShard: @unchecked Sendable {
 
     @inline(__always) func record(_ slot: Int) -> UnsafeMutableRawPointer {
         records + Int(refs[slot]) * stride
+    }
+
+    /// Asks for the index lines a lookup of `hash` starts at (a hint).
+    @inline(__always)
+    func prefetch(hash: UInt64) {
+        let slot = Int(Self.tag(hash)) & mask
+        sk_prefetch(tags + slot)
+        sk_prefetch(refs + slot)
     }
 
     /// The slot holding `key`, or `nil`.
