@@ -108,7 +108,8 @@ let package = Package(
             dependencies: ["StatelessKit", .product(name: "MetricsTestKit", package: "swift-metrics")],
             exclude: ["Fixtures"]
         ),
-        // What the store and NF tests share: a redis-server they start.
+        // What the store, NF and DPDK tests share: a redis-server they start,
+        // the shared captures.
         .target(
             name: "StoreTestSupport",
             dependencies: ["StatelessKit", "StatelessKitStore"],
@@ -124,7 +125,8 @@ let package = Package(
         ),
         .testTarget(
             name: "StatelessKitDPDKTests",
-            dependencies: ["StatelessKitDPDK", "CDPDKShim"]
+            dependencies: ["StatelessKitDPDK", "CDPDKShim", "NetworkFunctions", "StatelessKit", "StatelessKitStore",
+                           "StoreTestSupport"]
         ),
     ]
 )

@@ -78,4 +78,22 @@ void *sk_pktmbuf_data(struct rte_mbuf *mbuf) { return rte_pktmbuf_mtod(mbuf, voi
 
 uint16_t sk_pktmbuf_data_len(const struct rte_mbuf *mbuf) { return rte_pktmbuf_data_len(mbuf); }
 
+struct rte_mbuf *sk_pktmbuf_alloc(struct rte_mempool *pool) { return rte_pktmbuf_alloc(pool); }
+
+void sk_pktmbuf_free(struct rte_mbuf *mbuf) { rte_pktmbuf_free(mbuf); }
+
+void *sk_mbuf_buf_addr(const struct rte_mbuf *mbuf) { return mbuf->buf_addr; }
+
+uint16_t sk_mbuf_buf_len(const struct rte_mbuf *mbuf) { return mbuf->buf_len; }
+
+uint16_t sk_mbuf_data_off(const struct rte_mbuf *mbuf) { return mbuf->data_off; }
+
+uint16_t sk_mbuf_nb_segs(const struct rte_mbuf *mbuf) { return mbuf->nb_segs; }
+
+void sk_mbuf_set_data(struct rte_mbuf *mbuf, uint16_t data_off, uint16_t length) {
+    mbuf->data_off = data_off;
+    mbuf->data_len = length;
+    mbuf->pkt_len = length;
+}
+
 #pragma clang attribute pop

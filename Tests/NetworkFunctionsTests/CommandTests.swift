@@ -1,5 +1,6 @@
 import Foundation
 import StatelessKit
+import StoreTestSupport
 import Testing
 
 /// `statelessnf` as a user runs it: the built command, its output and its

@@ -61,27 +61,6 @@ struct NATReplayTests {
     }
 }
 
-/// The shared captures, for the NF tests.
-enum SharedTraces {
-    static let directory: URL = {
-        if let shared = ProcessInfo.processInfo.environment["STATELESSKIT_SHARED"], !shared.isEmpty {
-            return URL(fileURLWithPath: shared).appendingPathComponent("traces")
-        }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/traces")
-    }()
-    static var available: Bool { FileManager.default.fileExists(atPath: directory.path) }
-    static let skipNote: Comment = "skipped: ../shared/traces is absent (set STATELESSKIT_SHARED to the shared folder)"
-    static var all: [String] {
-        guard let projects = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return [] }
-        return projects.sorted().flatMap { project -> [String] in
-            ((try? FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent(project).path)) ?? [])
-                .filter { $0.hasSuffix(".pcap") }.sorted().map { "\(project)/\($0)" }
-        }
-    }
-    static func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
-}
-
 @Suite("Worker threads", .enabled(if: SharedTraces.available, SharedTraces.skipNote))
 struct WorkerGroupTests {
     /// Counts what a sink receives.

@@ -1,36 +1,133 @@
 import CDPDKShim
+import Foundation
+import NetworkFunctions
+import StatelessKit
 import StatelessKitDPDK
+import StatelessKitStore
+import StoreTestSupport
 import Testing
 
-/// The DPDK shim links and works: the EAL starts without hugepages on a
-/// net_null virtual device, a port passes packets, and everything stops.
-/// (The EAL starts once per process, so this is one test.)
-@Suite("DPDK shim")
-struct DPDKSmokeTests {
-    @Test("EAL starts with --no-huge on net_null, a port receives and sends, and it all stops")
-    func ealOnNetNull() throws {
-        try EAL.start(arguments: EAL.defaultArguments(prefix: "statelesskit-test-\(getpid())") + ["--vdev=net_null0"])
-        #expect(EAL.portCount == 1)
-        let pool = try #require(sk_pktmbuf_pool_create("smoke", 1023, 32, 2048 + 128))
-        #expect(sk_eth_port_start(0, 1, 1, 256, pool) == 0)
-        var mbufs = [OpaquePointer?](repeating: nil, count: 32)
-        let received = mbufs.withUnsafeMutableBufferPointer { sk_rx_burst(0, 0, $0.baseAddress, 32) }
-        #expect(received > 0, "net_null always has packets to receive")
-        for i in 0..<Int(received) {
-            #expect(sk_pktmbuf_data(mbufs[i]) != nil)
-            #expect(sk_pktmbuf_data_len(mbufs[i]) > 0)
-        }
-        let sent = mbufs.withUnsafeMutableBufferPointer { sk_tx_burst(0, 0, $0.baseAddress, received) }
-        #expect(sent == received, "net_null takes every packet")
-        if sent < received {
-            mbufs.withUnsafeMutableBufferPointer { sk_pktmbuf_free_bulk($0.baseAddress! + Int(sent), UInt32(received - sent)) }
-        }
-        #expect(sk_eth_port_stop(0) == 0)
-        sk_mempool_free(pool)
-        try EAL.stop()
+/// The EAL of this test process: started once (DPDK cannot start it twice
+/// in a process), with the virtual devices every DPDK test here uses:
+/// port 0 a net_null, port 1 a net_pcap reading a shared capture and
+/// writing what is sent to a file of its own.
+enum TestEAL {
+    static let capture = SharedTraces.path("nDPI/iphone.pcap")
+    static let output = FileManager.default.temporaryDirectory
+        .appendingPathComponent("statelesskit-dpdk-\(getpid())-out.pcap").path
+    static let started: Result<Void, DPDKError> = Result { () throws(DPDKError) in
+        try EAL.start(arguments: EAL.defaultArguments(prefix: "statelesskit-test-\(getpid())")
+                      + ["--vdev=net_null0", "--vdev=net_pcap0,rx_pcap=\(capture),tx_pcap=\(output)"])
     }
 }
 
-#if canImport(Glibc)
-import Glibc
-#endif
+/// DPDK from Swift: the EAL without hugepages, mbuf-backed packets, ports
+/// on virtual devices. (One EAL per process: the tests run one at a time
+/// on the devices it started with.)
+@Suite("DPDK", .serialized, .enabled(if: SharedTraces.available, SharedTraces.skipNote))
+struct DPDKSmokeTests {
+    @Test("EAL starts with --no-huge; a net_null port receives and sends through an mbuf pool")
+    func ealOnNetNull() throws {
+        try TestEAL.started.get()
+        #expect(EAL.portCount == 2)
+        let pool = try MbufPool(name: "smoke", count: 1023)
+        let port = try DPDKPort(id: 0, pool: pool)
+        let batch = PacketBatch(capacity: 32)
+        var dropped = 0
+        let received = port.receive(into: batch, as: 7, at: Timestamp(seconds: 1, nanoseconds: 0), dropped: &dropped)
+        #expect(received > 0 && batch.count == received && dropped == 0, "net_null always has packets to receive")
+        for i in 0..<batch.count {
+            #expect(batch[i].port == 7 && batch[i].length > 0)
+            #expect(batch[i].headroom >= 64, "DPDK's headroom is the packet's")
+        }
+        #expect(port.send(batch) == received, "net_null takes every packet")
+        #expect(batch.isEmpty)
+        // A packet from the pool, written and sent.
+        var packet = try #require(pool.allocate())
+        let resized = packet.setLength(60)
+        #expect(resized)
+        let one = PacketBatch(capacity: 1)
+        _ = one.append(packet)
+        #expect(port.send(one) == 1)
+        try port.stop()
+    }
+
+    @Test("the NAT over net_pcap gives, packet for packet, what it gives over the pure-Swift capture reader")
+    func natThroughNetPcap() throws {
+        try TestEAL.started.get()
+        func nat() throws -> NAT {
+            var config = NATConfig()
+            config.external = ["203.0.113.7"]
+            config.namespace = "dpdk-\(UUID())"
+            return NAT(try config.resolved())
+        }
+        let time = Timestamp(seconds: 1_700_000_000, nanoseconds: 0)
+        // The reference: the capture read in Swift, in batches of 32.
+        let reference = try nat()
+        let expected: [[UInt8]] = try {
+            let pool = BufferPool(count: 256, dataRoom: 2048)
+            let runner = GraphRunner(graph: try reference.graph(), pool: pool,
+                                     session: try EmbeddedStore().makeSession(for: reference.state.schema), inFlight: 1)
+            let reader = try CaptureReader(path: TestEAL.capture)
+            var out: [[UInt8]] = []
+            let batch = PacketBatch(capacity: 32)
+            var done = false
+            while !done {
+                while !batch.isFull, var packet = pool.allocate() {
+                    guard try reader.next(into: &packet) else { pool.release(packet); done = true; break }
+                    packet.port = 0
+                    packet.timestamp = time
+                    _ = batch.append(packet)
+                }
+                runner.admit(batch, now: time)
+                while runner.inFlight > 0 {
+                    runner.advance(wait: true)
+                    runner.drain { _, packets in
+                        for i in 0..<packets.count { out.append(Array(packets[i].bytes)) }
+                        pool.release(packets)
+                    }
+                }
+            }
+            return out
+        }()
+        // Through DPDK: net_pcap port 1 in and out, mbufs all the way.
+        var total = 0
+        let records = try { () throws -> Int in
+            let reader = try CaptureReader(path: TestEAL.capture)
+            var count = 0
+            while try reader.next() != nil { count += 1 }
+            return count
+        }()
+        let function = try nat()
+        let pool = try MbufPool(name: "nat", count: 4095)
+        let port = try DPDKPort(id: 1, pool: pool)
+        let runner = GraphRunner(graph: try function.graph(), pool: pool,
+                                 session: try EmbeddedStore().makeSession(for: function.state.schema), inFlight: 1)
+        let batch = PacketBatch(capacity: 32)
+        let out = PacketBatch(capacity: 32)
+        var dropped = 0
+        var idle = 0
+        while total < records && idle < 1_000_000 {
+            let count = port.receive(into: batch, as: 0, at: time, dropped: &dropped)
+            total += count
+            idle = count == 0 ? idle + 1 : 0
+            guard !batch.isEmpty else { continue }
+            runner.admit(batch, now: time)
+            while runner.inFlight > 0 {
+                runner.advance(wait: true)
+                runner.drain { _, packets in
+                    for i in 0..<packets.count { _ = out.append(packets[i]) }
+                    packets.removeAll()
+                    port.send(out)
+                }
+            }
+        }
+        #expect(total == records && dropped == 0)
+        try port.stop()
+        let reader = try CaptureReader(path: TestEAL.output)
+        var written: [[UInt8]] = []
+        while let record = try reader.next() { written.append(Array(record.bytes)) }
+        #expect(written.count == expected.count && expected.count > 250, "\(written.count) written, \(expected.count) expected")
+        #expect(written == expected, "the same packets, byte for byte, in the same order")
+    }
+}

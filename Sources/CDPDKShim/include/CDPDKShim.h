@@ -55,4 +55,18 @@ void *sk_pktmbuf_data(struct rte_mbuf *mbuf);
 /// The packet's length in its first segment (data_len).
 uint16_t sk_pktmbuf_data_len(const struct rte_mbuf *mbuf);
 
+/// rte_pktmbuf_alloc: an mbuf with its data at the default headroom, or NULL.
+struct rte_mbuf *sk_pktmbuf_alloc(struct rte_mempool *pool);
+/// rte_pktmbuf_free.
+void sk_pktmbuf_free(struct rte_mbuf *mbuf);
+/// The mbuf's buffer: its start, its size, and where the data starts in it.
+void *sk_mbuf_buf_addr(const struct rte_mbuf *mbuf);
+uint16_t sk_mbuf_buf_len(const struct rte_mbuf *mbuf);
+uint16_t sk_mbuf_data_off(const struct rte_mbuf *mbuf);
+/// The number of segments of the packet.
+uint16_t sk_mbuf_nb_segs(const struct rte_mbuf *mbuf);
+/// Makes a one-segment packet's data start `data_off` bytes into the buffer
+/// and be `length` bytes long (data_len and pkt_len).
+void sk_mbuf_set_data(struct rte_mbuf *mbuf, uint16_t data_off, uint16_t length);
+
 #endif
