@@ -66,7 +66,7 @@ let package = Package(
         ),
         .target(
             name: "StatelessKitDPDK",
-            dependencies: ["StatelessKit", "CDPDKShim"]
+            dependencies: ["StatelessKit", "CDPDKShim", .product(name: "Atomics", package: "swift-atomics")]
         ),
 
         // The example network functions, written with the DSL.
@@ -80,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "statelessnf",
             dependencies: [
-                "StatelessKit", "StatelessKitStore", "NetworkFunctions", "CAllocationCounterShim",
+                "StatelessKit", "StatelessKitStore", "StatelessKitDPDK", "NetworkFunctions", "CAllocationCounterShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

@@ -27,6 +27,20 @@ struct CommandTests {
         return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: error, as: UTF8.self))
     }
 
+    /// A fresh folder for a test's files (the test removes it).
+    static func folder(_ name: String) throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("statelessnf-\(name)-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        return folder
+    }
+
+    /// A rule file in `folder` with `text`; its path.
+    static func rules(in folder: URL, _ text: String) throws -> String {
+        let path = folder.appendingPathComponent("edge.rules").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     static func json(_ text: String) throws -> [String: Any] {
         try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
     }
@@ -155,12 +169,9 @@ struct CommandTests {
     @Test("the firewall runs, replays and benches; batches of 32 decide each packet as batches of 1 do; a bad rule names its line",
           .enabled(if: built && SharedTraces.available, "skipped: the command is not built or ../shared/traces is absent"))
     func firewall() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("statelessnf-fw-\(UUID())")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let folder = try Self.folder("fw")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let rules = folder.appendingPathComponent("edge.rules").path
-        try "accept state established,related\naccept out state new\npolicy in drop\npolicy out drop\n"
-            .write(toFile: rules, atomically: true, encoding: .utf8)
+        let rules = try Self.rules(in: folder, "accept state established,related\naccept out state new\npolicy in drop\npolicy out drop\n")
         let trace = SharedTraces.path("PcapPlusPlus/example.pcap")
         var drops: [[String: Int]] = []
         for batch in ["1", "32"] {
@@ -256,6 +267,49 @@ struct CommandTests {
         #expect((1...50).allSatisfy { passed[$0] == 2 }, "tracked flows pass before and after")
         #expect((51...100).allSatisfy { passed[$0] == nil }, "new flows to 53 refused by the new rule")
         #expect((101...150).allSatisfy { passed[$0] == 1 })
+    }
+
+    @Test("run over DPDK (net_pcap in and out) gives each NF's output through the pure-Swift capture I/O, packet for packet",
+          .enabled(if: built && SharedTraces.available, "skipped: the command is not built or ../shared/traces is absent"))
+    func dpdkNetPcap() throws {
+        let folder = try Self.folder("dpdk")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let rules = try Self.rules(in: folder, "accept state established,related\naccept out state new\n")
+        let cases: [(String, String, [String])] = [
+            ("nat", "nDPI/iphone.pcap", ["--external", "203.0.113.7"]),
+            ("lb", "PcapPlusPlus/example.pcap", ["--vip", "212.199.202.9:80/tcp", "--backend", "192.168.1.1:8080@2",
+                                                 "--backend", "192.168.1.2:8080"]),
+            ("firewall", "PcapPlusPlus/example.pcap", ["--rules", rules]),
+        ]
+        func packets(_ path: String) throws -> [[UInt8]] {
+            let reader = try CaptureReader(path: path)
+            var frames: [[UInt8]] = []
+            while let record = try reader.next() { frames.append(Array(record.bytes)) }
+            return frames
+        }
+        for (nf, trace, options) in cases {
+            let capture = SharedTraces.path(trace)
+            let swift = folder.appendingPathComponent("\(nf)-swift.pcap").path
+            let dpdk = folder.appendingPathComponent("\(nf)-dpdk.pcap").path
+            let (status, _, error) = try Self.run(["run", nf, "--input", "pcap:\(capture)", "--output", "pcap:\(swift)"] + options)
+            #expect(status == 0, "\(nf): \(error)")
+            let (dpdkStatus, output, dpdkError) = try Self.run(
+                ["run", nf, "--input", "dpdk:0", "--output", "dpdk:0", "--eal", "--vdev=net_pcap0,rx_pcap=\(capture),tx_pcap=\(dpdk)",
+                 "--json"] + options)
+            #expect(dpdkStatus == 0, "\(nf): \(dpdkError)")
+            let summary = try Self.json(output)
+            let counters = try #require(summary["counters"] as? [String: Int])
+            let expected = try packets(swift)
+            #expect(counters["dpdk.received"] == (try packets(capture)).count, "\(nf): the whole capture, and then the end noticed")
+            #expect(counters["dpdk.sent"] == expected.count && counters["dpdk.unsent"] == 0, "\(nf): \(counters)")
+            #expect(try packets(dpdk) == expected, "\(nf): the same packets in the same order")
+            #expect(expected.count > 100, "\(nf): \(expected.count) packets out")
+        }
+        let (bad, _, badError) = try Self.run(["run", "nat", "--input", "dpdk:3", "--output", "dpdk:3", "--external", "203.0.113.7",
+                                               "--eal", "--vdev=net_null0"])
+        #expect(bad != 0 && badError.contains("dpdk:3: DPDK has 1 port(s)"), "\(badError)")
+        let (mixed, _, mixedError) = try Self.run(["run", "nat", "--input", "dpdk:0", "--output", "pcap:/tmp/x.pcap"])
+        #expect(mixed != 0 && mixedError.contains("both pcap: or both dpdk:"), "\(mixedError)")
     }
 
     @Test("bench reports rates, allocations and state operations",

@@ -32,11 +32,15 @@ struct RunCommand: ParsableCommand {
     @Argument(help: "The network function: \(NFKind.allCases.map(\.rawValue).joined(separator: ", ")).")
     var nf: NFKind
 
-    @Option(help: "Where packets come from: pcap:PATH.")
+    @Option(help: "Where packets come from: pcap:PATH, or dpdk:PORT (a DPDK port number).")
     var input: String
 
-    @Option(help: "Where packets go: pcap:PATH.")
+    @Option(help: "Where packets go: pcap:PATH, or dpdk:PORT.")
     var output: String
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("DPDK: EAL arguments added to the defaults (for example \"--vdev=net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap\").",
+                               discussion: "The defaults need no hugepages and no NICs: --no-huge -m 256 --no-pci --no-shconf --file-prefix=statelessnf-PID -l 0 (Documentation/DPDK.md)."))
+    var eal: String?
 
     @Option(help: "Worker threads (each with its own batches and store session).")
     var workers: Int = 1
@@ -51,13 +55,15 @@ struct RunCommand: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
-        guard input.hasPrefix("pcap:"), input.count > 5 else {
-            throw ValidationError("--input \(input): give pcap:PATH")
-        }
-        guard output.hasPrefix("pcap:"), output.count > 5 else {
-            throw ValidationError("--output \(output): give pcap:PATH")
-        }
         guard (1...64).contains(workers) else { throw ValidationError("--workers must be 1 to 64, not \(workers)") }
+        switch (try DPDKRun.endpoint(input, "--input"), try DPDKRun.endpoint(output, "--output")) {
+        case (.pcap, .pcap):
+            guard eal == nil else { throw ValidationError("--eal is for dpdk: inputs and outputs") }
+        case (.dpdk, .dpdk):
+            guard workers == 1 else { throw ValidationError("--workers: a DPDK run has one worker for now") }
+        default:
+            throw ValidationError("--input and --output: both pcap: or both dpdk:")
+        }
     }
 
     func run() throws {
@@ -65,6 +71,14 @@ struct RunCommand: ParsableCommand {
         let reloading = function.reload.map(Self.reloadOnHangUp)
         defer { reloading?.cancel() }
         let store = try storeOptions.makeStore()
+        if case .dpdk(let inputPort) = try DPDKRun.endpoint(input, "--input"),
+           case .dpdk(let outputPort) = try DPDKRun.endpoint(output, "--output") {
+            let summary = try DPDKRun(function: function, store: store, runtime: runtime, eal: eal,
+                                      input: inputPort, output: outputPort).run()
+            print(json ? try SummaryPrinter.json(summary)
+                       : SummaryPrinter.render(summary, title: "\(nf.rawValue): \(input) -> \(output)", ports: function.portNames))
+            return
+        }
         let graph = function.graph
         let outputPath = String(output.dropFirst(5))
         let sink = try CaptureSink(paths: Dictionary(function.portNames.keys.map { ($0, outputPath) },

@@ -95,7 +95,8 @@ public final class Driver {
             while !ended && runner.canAdmit {
                 let read = try source.read(into: batch, from: pool)
                 if read == 0 {
-                    ended = true
+                    // The end, or (a live source) nothing now: finish what is in flight meanwhile.
+                    ended = source.isExhausted
                     break
                 }
                 switch clock {

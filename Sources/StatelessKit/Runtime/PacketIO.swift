@@ -2,14 +2,23 @@
 /// DPDK port.
 public protocol PacketSource: AnyObject {
     /// Fills `batch` with packets from `pool` (each with its arrival port and
-    /// timestamp set); returns how many, zero at the end.
+    /// timestamp set); returns how many: zero when nothing is there now,
+    /// which for a source that ``isExhausted`` means the end.
     func read(into batch: PacketBatch, from pool: any PacketPool) throws -> Int
+    /// Whether a read of zero means the end (a capture's), not merely
+    /// nothing yet (a live port's). True by default.
+    var isExhausted: Bool { get }
+}
+
+extension PacketSource {
+    public var isExhausted: Bool { true }
 }
 
 /// Where a runtime's packets go, by the port they leave by.
 public protocol PacketSink: AnyObject {
     /// Takes the packets of `batch` leaving by `port`. The runtime releases
-    /// their buffers afterwards.
+    /// the buffers of the packets left in the batch afterwards; a sink that
+    /// hands the buffers on itself (a DPDK port) empties the batch.
     func write(_ batch: PacketBatch, port: UInt16) throws
     /// Finishes (flushes and closes).
     func close() throws
