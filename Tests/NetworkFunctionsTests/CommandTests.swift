@@ -312,6 +312,29 @@ struct CommandTests {
         #expect(mixed != 0 && mixedError.contains("both pcap: or both dpdk:"), "\(mixedError)")
     }
 
+    @Test("run on a live DPDK port (net_null) ends cleanly on SIGTERM, with its summary",
+          .enabled(if: built, "skipped: .build/debug/statelessnf is not built (swift build)"))
+    func dpdkStopsOnSignal() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["run", "nat", "--input", "dpdk:0", "--output", "dpdk:0", "--external", "203.0.113.7",
+                             "--eal", "--vdev=net_null0", "--json"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        usleep(2_000_000)
+        #expect(process.isRunning, "a live port has no end of its own")
+        kill(process.processIdentifier, SIGTERM)
+        let output = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let summary = try Self.json(String(decoding: output, as: UTF8.self))
+        let counters = try #require(summary["counters"] as? [String: Int])
+        #expect((counters["dpdk.received"] ?? 0) > 1000 && counters["dpdk.received"] == summary["packetsIn"] as? Int,
+                "\(counters)")
+    }
+
     @Test("bench reports rates, allocations and state operations",
           .enabled(if: built, "skipped: .build/debug/statelessnf is not built (swift build)"))
     func bench() throws {

@@ -27,6 +27,14 @@ struct DPDKRun {
     let output: UInt16
 
     func run() throws -> RunSummary {
+        // A parent may have started this process with signals blocked (a test
+        // runner's thread does): SIGINT and SIGTERM must reach it, before the
+        // EAL starts threads of its own.
+        var stopping = sigset_t()
+        sigemptyset(&stopping)
+        sigaddset(&stopping, SIGINT)
+        sigaddset(&stopping, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &stopping, nil)
         let arguments = EAL.defaultArguments() + (eal?.split(whereSeparator: \.isWhitespace).map(String.init) ?? [])
         do {
             try EAL.start(arguments: arguments)
