@@ -115,6 +115,7 @@ public struct FirewallConfig: Codable, Sendable, Equatable {
     /// The deployment's name in the store.
     public var namespace: String = "fw"
 
+    /// The defaults (a rule file must still be given).
     public init() {}
 
     enum CodingKeys: String, CodingKey {

@@ -30,9 +30,11 @@ public final class FirewallReplay {
         public var packets = 0
         /// Packets from the inside, and those that came out on the outside.
         public var outbound = 0
+        /// Packets from the inside that came out on the outside.
         public var outboundPassed = 0
         /// Packets from the outside, and those that came out on the inside.
         public var inbound = 0
+        /// Packets from the outside that came out on the inside.
         public var inboundPassed = 0
         /// Frames that carry no IP packet (ARP, STP, ...): not played.
         public var notIP = 0
@@ -40,9 +42,11 @@ public final class FirewallReplay {
         public var drops: [String: Int] = [:]
         /// Connections opened, and entries the store expired.
         public var connectionsOpened = 0
+        /// Entries the store expired during the replay.
         public var entriesExpired = 0
         /// State operations and store round trips.
         public var stateOperations = 0
+        /// Store round trips (requests).
         public var storeRoundTrips = 0
 
         /// An empty report.

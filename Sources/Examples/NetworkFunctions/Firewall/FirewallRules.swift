@@ -55,16 +55,26 @@ public struct FirewallRule: Sendable, Equatable {
 
 /// What rules look at in a packet.
 public struct PacketFacts: Sendable {
+    /// Which way the packet crosses.
     public var direction: FirewallDirection
+    /// The port it arrived on.
     public var inputPort: UInt16
+    /// Its source address.
     public var source: IPAddress
+    /// Its destination address.
     public var destination: IPAddress
+    /// Its IP protocol.
     public var ipProtocol: UInt8
+    /// Its TCP or UDP source port, if it has ports.
     public var sourcePort: UInt16?
+    /// Its destination port, if it has ports.
     public var destinationPort: UInt16?
+    /// Its ICMP or ICMPv6 type, if it is ICMP.
     public var icmpType: UInt8?
+    /// Its connection state.
     public var state: ConnectionState
 
+    /// The facts of a packet.
     public init(direction: FirewallDirection, inputPort: UInt16 = 0, source: IPAddress, destination: IPAddress,
                 ipProtocol: UInt8, sourcePort: UInt16? = nil, destinationPort: UInt16? = nil, icmpType: UInt8? = nil,
                 state: ConnectionState) {
@@ -89,6 +99,7 @@ public struct FirewallRuleSet: Sendable, Equatable {
     /// What happens to an outbound packet no rule matches.
     public var outboundPolicy = FirewallAction.accept
 
+    /// No rules: inbound dropped, outbound accepted.
     public init() {}
 
     /// The first matching rule's action (and its line), or the direction's
@@ -212,8 +223,11 @@ public struct FirewallRuleSet: Sendable, Equatable {
 
 /// A rule file that cannot be read: where, and what was expected.
 public struct RuleSyntaxError: Error, CustomStringConvertible, Sendable {
+    /// The rule file's name.
     public let file: String
+    /// The line, from 1.
     public let line: Int
+    /// What was expected there.
     public let message: String
 
     public var description: String { "\(file):\(line): \(message)" }

@@ -5,10 +5,15 @@ import StatelessKit
 /// the request's and the reply's keys mirror each other). IPv4 addresses
 /// are held IPv4-mapped.
 public struct ConnectionKey: StateCodable, Hashable, CustomStringConvertible {
+    /// The IP protocol.
     public var ipProtocol: UInt8
+    /// The source address (IPv4 mapped for IPv4).
     public var source: IPAddress
+    /// The destination address.
     public var destination: IPAddress
+    /// The source port (an echo's identifier).
     public var sourcePort: UInt16
+    /// The destination port (an echo's identifier).
     public var destinationPort: UInt16
 
     /// A key.
@@ -72,10 +77,15 @@ public struct ConnectionKey: StateCodable, Hashable, CustomStringConvertible {
 /// An IPv4 connection's key as the store holds it: 13 bytes instead of
 /// 37, so that an IPv4 connection's two records stay small.
 public struct ConnectionKey4: StateCodable, Hashable {
+    /// The IP protocol.
     public var ipProtocol: UInt8
+    /// The source address.
     public var source: IPv4Address
+    /// The destination address.
     public var destination: IPv4Address
+    /// The source port.
     public var sourcePort: UInt16
+    /// The destination port.
     public var destinationPort: UInt16
 
     /// The IPv4 form of `key` (whose addresses are IPv4).
@@ -174,9 +184,13 @@ public struct TrackedConnection: StateCodable, CustomStringConvertible {
 /// What lets a datagram's later fragments follow its first: addresses,
 /// protocol and identification.
 public struct FragmentKey: StateCodable, Hashable {
+    /// The datagram's source address.
     public var source: IPAddress
+    /// Its destination address.
     public var destination: IPAddress
+    /// Its protocol.
     public var ipProtocol: UInt8
+    /// Its IP identification (IPv6: the fragment header's).
     public var identification: UInt32
 
     /// The key of `packet`'s datagram.

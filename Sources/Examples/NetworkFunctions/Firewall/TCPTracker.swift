@@ -30,14 +30,20 @@ public struct TCPTracker: Sendable, Equatable {
 
     /// A segment, as tracking needs it.
     public struct Segment: Sendable {
+        /// The sequence number.
         public var seq: UInt32
+        /// The acknowledgement number.
         public var ack: UInt32
+        /// The window field, unscaled.
         public var window: UInt16
+        /// The flags.
         public var syn = false, ackFlag = false, fin = false, rst = false
+        /// The payload's length in bytes.
         public var payload: Int = 0
         /// The window scale option, on a SYN.
         public var windowScale: UInt8? = nil
 
+        /// A segment.
         public init(seq: UInt32, ack: UInt32 = 0, window: UInt16 = 65535, syn: Bool = false, ack ackFlag: Bool = false,
                     fin: Bool = false, rst: Bool = false, payload: Int = 0, windowScale: UInt8? = nil) {
             self.seq = seq
