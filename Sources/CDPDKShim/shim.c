@@ -78,6 +78,19 @@ void *sk_pktmbuf_data(struct rte_mbuf *mbuf) { return rte_pktmbuf_mtod(mbuf, voi
 
 uint16_t sk_pktmbuf_data_len(const struct rte_mbuf *mbuf) { return rte_pktmbuf_data_len(mbuf); }
 
+int sk_eth_stats(uint16_t port, struct sk_port_stats *stats) {
+    struct rte_eth_stats raw;
+    int rc = rte_eth_stats_get(port, &raw);
+    if (rc < 0) return rc;
+    stats->ipackets = raw.ipackets;
+    stats->opackets = raw.opackets;
+    stats->imissed = raw.imissed;
+    stats->ierrors = raw.ierrors;
+    stats->oerrors = raw.oerrors;
+    stats->rx_nombuf = raw.rx_nombuf;
+    return 0;
+}
+
 struct rte_mbuf *sk_pktmbuf_alloc(struct rte_mempool *pool) { return rte_pktmbuf_alloc(pool); }
 
 void sk_pktmbuf_free(struct rte_mbuf *mbuf) { rte_pktmbuf_free(mbuf); }

@@ -30,6 +30,18 @@ public final class DPDKPort {
         mbufs.deallocate()
     }
 
+    /// The port's totals as DPDK counts them, by name (`received`, `sent`,
+    /// `missed`: received packets the port dropped, its ring full;
+    /// `receiveErrors`, `sendErrors`, `noBuffer`: receive buffers it could
+    /// not get); empty once the port is stopped.
+    public var statistics: [String: Int] {
+        guard started else { return [:] }
+        var stats = sk_port_stats()
+        guard sk_eth_stats(id, &stats) == 0 else { return [:] }
+        return ["received": Int(stats.ipackets), "sent": Int(stats.opackets), "missed": Int(stats.imissed),
+                "receiveErrors": Int(stats.ierrors), "sendErrors": Int(stats.oerrors), "noBuffer": Int(stats.rx_nombuf)]
+    }
+
     /// Stops and closes the port.
     public func stop() throws(DPDKError) {
         guard started else { return }

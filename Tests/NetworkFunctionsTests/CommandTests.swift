@@ -302,6 +302,8 @@ struct CommandTests {
             let expected = try packets(swift)
             #expect(counters["dpdk.received"] == (try packets(capture)).count, "\(nf): the whole capture, and then the end noticed")
             #expect(counters["dpdk.sent"] == expected.count && counters["dpdk.unsent"] == 0, "\(nf): \(counters)")
+            #expect(counters["dpdk.port0.received"] == counters["dpdk.received"] && counters["dpdk.port0.sent"] == expected.count
+                    && counters["dpdk.port0.missed"] == 0, "\(nf): DPDK's own counts agree: \(counters)")
             #expect(try packets(dpdk) == expected, "\(nf): the same packets in the same order")
             #expect(expected.count > 100, "\(nf): \(expected.count) packets out")
         }

@@ -55,6 +55,15 @@ void *sk_pktmbuf_data(struct rte_mbuf *mbuf);
 /// The packet's length in its first segment (data_len).
 uint16_t sk_pktmbuf_data_len(const struct rte_mbuf *mbuf);
 
+/// A port's totals (rte_eth_stats_get): packets received and sent, received
+/// packets the port missed (its ring full), receive and send errors, and
+/// receive buffers it could not get.
+struct sk_port_stats {
+    uint64_t ipackets, opackets, imissed, ierrors, oerrors, rx_nombuf;
+};
+/// Fills `stats` for `port`; returns 0 or a negative errno.
+int sk_eth_stats(uint16_t port, struct sk_port_stats *stats);
+
 /// rte_pktmbuf_alloc: an mbuf with its data at the default headroom, or NULL.
 struct rte_mbuf *sk_pktmbuf_alloc(struct rte_mempool *pool);
 /// rte_pktmbuf_free.

@@ -62,6 +62,11 @@ struct DPDKRun {
         let runner = GraphRunner(graph: function.graph, pool: pool, session: try store.makeSession(for: function.schema),
                                  batchCapacity: runtime.batch, inFlight: inFlight)
         var summary = try Driver(runner: runner, pool: pool, clock: .wall).run(source, into: sink)
+        // DPDK's own counts, per port, before the ports close.
+        for port in Set([input, output]) {
+            let stats = (port == input ? inPort : outPort).statistics
+            for (name, value) in stats { summary.counters["dpdk.port\(port).\(name)"] = value }
+        }
         try sink.close()
         summary.counters["dpdk.received"] = source.received
         summary.counters["dpdk.droppedOnReceipt"] = source.dropped
