@@ -195,6 +195,16 @@ struct RedisNATTests {
         let (_, lbText, _) = try CommandTests.run(["inspect", "--store", server.url(), "--nf", "lb"])
         #expect(lbText.contains("deployment lb") && lbText.contains("udp 10.1.0.5:10004 -> 198.51.100.1:1004 => 192.168.1.1:53"),
                 "\(lbText)")
+        // And the firewall's connections as connections, the way they were opened.
+        let rules = capture + ".rules"
+        defer { try? FileManager.default.removeItem(atPath: rules) }
+        try "accept state established,related\naccept out state new\n".write(toFile: rules, atomically: true, encoding: .utf8)
+        let (filtered, _, filteredError) = try CommandTests.run([
+            "run", "firewall", "--input", "pcap:\(capture)", "--output", "pcap:\(out)", "--rules", rules, "--store", server.url()])
+        #expect(filtered == 0, "\(filteredError)")
+        let (_, fwText, _) = try CommandTests.run(["inspect", "--store", server.url(), "--nf", "fw", "--sample", "40"])
+        #expect(fwText.contains("deployment fw") && fwText.contains("connections4")
+                && fwText.contains("udp 10.1.0.5:10004 -> 198.51.100.1:1004 [unreplied]"), "\(fwText)")
         let (missing, _, missingError) = try CommandTests.run(["inspect", "--store", server.url(), "--nf", "firewall"])
         #expect(missing != 0 && missingError.contains("--nf firewall: no such deployment") && missingError.contains("nat"))
 

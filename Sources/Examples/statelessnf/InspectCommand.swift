@@ -91,8 +91,27 @@ struct InspectCommand: ParsableCommand {
         }
     }
 
-    /// An entry in words: NAT mappings and LB flows decoded, other tables in hex.
+    /// An entry in words: NAT mappings, LB flows and firewall connections
+    /// decoded, other tables in hex.
     static func describe(table: String, _ entry: RedisEntry) -> String {
+        if table == "connections4" || table == "connections6", entry.value.count == TrackedConnection.encodedSize {
+            let key: ConnectionKey? = entry.key.withUnsafeBytes { bytes in
+                switch bytes.count {
+                case ConnectionKey4.encodedSize:
+                    let key = ConnectionKey4(decoding: bytes.baseAddress!)
+                    return ConnectionKey(key.ipProtocol, IPAddress(key.source), IPAddress(key.destination),
+                                         key.sourcePort, key.destinationPort)
+                case ConnectionKey.encodedSize: return ConnectionKey(decoding: bytes.baseAddress!)
+                default: return nil
+                }
+            }
+            if let key {
+                let connection = entry.value.withUnsafeBytes { TrackedConnection(decoding: $0.baseAddress!) }
+                let state = connection.ipProtocol == IPProtocol.tcp ? "\(connection.tcp.state)"
+                                                                     : (connection.replied ? "replied" : "unreplied")
+                return "\(connection.originalKey(from: key)) [\(state)]"
+            }
+        }
         if (table == "mappings" || table == "fragments"), entry.value.count == NATBinding.encodedSize {
             return entry.value.withUnsafeBytes { NATBinding(decoding: $0.baseAddress!).description }
         }
