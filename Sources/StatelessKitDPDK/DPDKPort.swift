@@ -3,8 +3,8 @@ import StatelessKit
 
 /// A DPDK Ethernet port, started with its queues: bursts of packets in,
 /// as views over the mbufs the port filled, and out, the mbufs handed to the
-/// port as they are (no copy either way).
-public final class DPDKPort {
+/// port as they are (no copy either way). One thread uses it at a time.
+public final class DPDKPort: @unchecked Sendable {
     /// The port's DPDK number.
     public let id: UInt16
     /// The pool its receive queues fill packets from.

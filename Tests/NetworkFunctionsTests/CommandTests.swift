@@ -337,6 +337,16 @@ struct CommandTests {
                 "\(counters)")
     }
 
+    @Test("bench --dpdk runs the NF on a net_null port's mbufs, beside dpdk-testpmd on the same device",
+          .enabled(if: built, "skipped: .build/debug/statelessnf is not built (swift build)"))
+    func benchOnDPDK() throws {
+        let (status, output, error) = try Self.run(["bench", "nat", "--dpdk", "--flows", "500", "--seconds", "0.3", "--json"])
+        #expect(status == 0, "\(error)")
+        let result = try Self.json(output)
+        #expect((result["mpps"] as? Double ?? 0) > 0 && result["allocationsPerPacket"] as? Double != nil)
+        #expect((result["testpmdMpps"] as? Double ?? 0) > 0, "testpmd measured in the same run: \(result)")
+    }
+
     @Test("bench reports rates, allocations and state operations",
           .enabled(if: built, "skipped: .build/debug/statelessnf is not built (swift build)"))
     func bench() throws {

@@ -4,6 +4,39 @@ import Foundation
 import NetworkFunctions
 import StatelessKit
 import StatelessKitStore
+import StatelessKitDPDK
+
+/// A pool whose buffers come in from a DPDK port's receive queue and go out
+/// of its transmit queue, as a forwarding NF's do: with net_null, the
+/// benchmark's packets cross a real port both ways (the benchmark writes
+/// each flow's template into the mbuf it receives, as a NIC would fill it).
+final class PortPool: PacketPool {
+    let port: DPDKPort
+    let received = PacketBatch(capacity: 32)
+    let sending = PacketBatch(capacity: 32)
+    var next = 0
+    var dataRoom: Int { port.pool.dataRoom }
+    var headroom: Int { port.pool.headroom }
+
+    init(port: DPDKPort) { self.port = port }
+
+    func allocate() -> Packet? {
+        if next == received.count {
+            received.removeAll()
+            next = 0
+            var dropped = 0
+            _ = port.receive(into: received, as: 0, at: .zero, dropped: &dropped)
+            guard !received.isEmpty else { return nil }
+        }
+        next += 1
+        return received[next - 1]
+    }
+
+    func release(_ packet: Packet) {
+        _ = sending.append(packet)
+        if sending.isFull { port.send(sending) }
+    }
+}
 
 /// The options every NF benchmark takes.
 struct NFBenchOptions: ParsableArguments {
@@ -28,7 +61,11 @@ struct NFBenchOptions: ParsableArguments {
     @Flag(help: "Print a machine-readable JSON summary.")
     var json = false
 
+    @Flag(help: "Take each packet's buffer from a DPDK net_null port's receive queue and send it out of its transmit queue (no hugepages), beside dpdk-testpmd's io forwarding on the same device in the same run.")
+    var dpdk = false
+
     func validate() throws {
+        if dpdk && workers != 1 { throw ValidationError("--dpdk: one worker") }
         guard flows >= 1 else { throw ValidationError("--flows must be at least 1") }
         guard (60...1500).contains(packetSize) else { throw ValidationError("--packet-size must be 60 to 1500") }
         guard (0...1).contains(newFlowRatio) else { throw ValidationError("--new-flow-ratio must be 0 to 1") }
@@ -122,6 +159,13 @@ struct BenchNAT: ParsableCommand {
         let options = bench
         let batch = runtime.batch
         let inFlight = runtime.inFlight(for: store)
+        // On DPDK: testpmd's io forwarding on net_null first (a process of its
+        // own), then the EAL here with a net_null port of its own.
+        let testpmd = bench.dpdk ? TestPMD.ioForwarding(seconds: bench.seconds) : nil
+        let port: DPDKPort? = try bench.dpdk ? {
+            try EAL.start(arguments: EAL.defaultArguments() + ["--vdev=net_null0"])
+            return try DPDKPort(id: 0, pool: try MbufPool(name: "bench", count: 8191))
+        }() : nil
         var threads: [Thread] = []
         let done = DispatchGroup()
         for worker in 0..<workers {
@@ -131,7 +175,7 @@ struct BenchNAT: ParsableCommand {
                 do {
                     results.add(try Self.work(worker: worker, flows: flowsPerWorker, nat: nat, store: store,
                                               options: options, batch: batch, inFlight: inFlight,
-                                              namespace: namespace))
+                                              namespace: namespace, port: port))
                 } catch {
                     results.fail("\(error)")
                 }
@@ -165,6 +209,8 @@ struct BenchNAT: ParsableCommand {
                 "newFlowRatio": bench.newFlowRatio, "mappingsTableBytes": tableBytes,
                 "mappingsTableBytesPerFlow": Double(tableBytes) / Double(capacity),
                 "store": redis == nil ? "memory" : "redis",
+                "testpmdMpps": (try? testpmd?.get()) ?? 0,
+                "shareOfTestpmd": (try? testpmd?.get()).map { mpps / $0 } ?? 0,
                 "storeLimitKeysPerSecond": limit ?? 0,
                 "shareOfStoreLimit": limit.map { mpps * 1e6 * readsPerPacket / $0 } ?? 0,
             ]))
@@ -177,6 +223,14 @@ struct BenchNAT: ParsableCommand {
                                                      slices.last!, slices[slices.count / 2], slices.count)),
             ("allocations", String(format: "%.4f per packet (%d in the measured loops)", allocationsPerPacket, measuredAllocations)),
         ]
+        if let testpmd {
+            switch testpmd {
+            case .success(let rate):
+                rows.append(("testpmd io", String(format: "%.2f Mpps on net_null, same run: the NF at %.0f%% of it", rate, mpps / rate * 100)))
+            case .failure(let error):
+                rows.append(("testpmd io", "not measured: \(error)"))
+            }
+        }
         if let limit {
             rows.append(("store limit", String(format: "%.2f M keys/s: pipelined MGET of %d keys, %d in flight, %d connection(s), same server, same run",
                                                limit / 1e6, batch, inFlight, workers)))
@@ -193,8 +247,9 @@ struct BenchNAT: ParsableCommand {
     /// NAT's keys on a connection of its own, as many keys per MGET and as
     /// many in flight), slice by slice, so that both see the same machine.
     static func work(worker: Int, flows: Int, nat: Subject, store: any StateStore, options: NFBenchOptions, batch: Int,
-                     inFlight: Int, namespace: String) throws -> Measured {
-        let pool = BufferPool(count: batch * (inFlight + 2), dataRoom: max(2048, options.packetSize))
+                     inFlight: Int, namespace: String, port: DPDKPort? = nil) throws -> Measured {
+        let pool: any PacketPool = port.map { PortPool(port: $0) }
+            ?? BufferPool(count: batch * (inFlight + 2), dataRoom: max(2048, options.packetSize))
         let runner = GraphRunner(graph: try nat.graph(), pool: pool, session: try store.makeSession(for: nat.schema),
                                  batchCapacity: batch, inFlight: inFlight)
         let payload = [UInt8](repeating: 0x5A, count: options.packetSize - 42)

@@ -1,0 +1,44 @@
+import Foundation
+
+/// dpdk-testpmd's io forwarding on a net_null device, for a benchmark's
+/// ratio: run for a few seconds in its own process, its per-second receive
+/// rate read from its statistics.
+enum TestPMD {
+    /// testpmd's median receive rate in Mpps over `seconds` (at least 3),
+    /// or why it could not be measured.
+    static func ioForwarding(seconds: Double) -> Result<Double, TestPMDError> {
+        guard let path = ["/usr/bin/dpdk-testpmd", "/usr/local/bin/dpdk-testpmd"]
+            .first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            return .failure(TestPMDError(description: "dpdk-testpmd is not installed (apt-get install dpdk)"))
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = ["--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--file-prefix=testpmd-\(getpid())",
+                             "-l", "0-1", "--vdev=net_null0", "--log-level=lib.eal:error", "--",
+                             "--forward-mode=io", "--stats-period=1", "--total-num-mbufs=8192"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        do { try process.run() } catch { return .failure(TestPMDError(description: "dpdk-testpmd: \(error)")) }
+        Thread.sleep(forTimeInterval: max(3, seconds) + 1)
+        // SIGKILL: a parent that blocks signals (a test runner's thread)
+        // passes the block on, and testpmd would never see a SIGTERM. It
+        // runs without hugepages or shared files: nothing is left behind.
+        kill(process.processIdentifier, SIGKILL)
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let rates = text.split(separator: "\n").compactMap { line -> Double? in
+            guard line.contains("Rx-pps:"), let value = line.split(separator: " ").dropFirst().first.flatMap({ Double($0) }),
+                  value > 0 else { return nil }
+            return value / 1e6
+        }.sorted()
+        guard !rates.isEmpty else { return .failure(TestPMDError(description: "dpdk-testpmd reported no rate")) }
+        return .success(rates[rates.count / 2])
+    }
+}
+
+/// Why testpmd's rate is missing.
+struct TestPMDError: Error, CustomStringConvertible {
+    let description: String
+}
