@@ -12,8 +12,11 @@ enum TestPMD {
             return .failure(TestPMDError(description: "dpdk-testpmd is not installed (apt-get install dpdk)"))
         }
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = ["--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--file-prefix=testpmd-\(getpid())",
+        // Line-buffered (coreutils' stdbuf): testpmd's statistics must reach
+        // the pipe as printed, since it is stopped with SIGKILL (below),
+        // which would lose what stdio still buffers.
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/stdbuf")
+        process.arguments = ["-oL", path, "--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--file-prefix=testpmd-\(getpid())",
                              "-l", "0-1", "--vdev=net_null0", "--log-level=lib.eal:error", "--",
                              "--forward-mode=io", "--stats-period=1", "--total-num-mbufs=8192"]
         let out = Pipe()
@@ -21,7 +24,7 @@ enum TestPMD {
         process.standardError = FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice
         do { try process.run() } catch { return .failure(TestPMDError(description: "dpdk-testpmd: \(error)")) }
-        Thread.sleep(forTimeInterval: max(3, seconds) + 1)
+        Thread.sleep(forTimeInterval: max(3, seconds) + 2)
         // SIGKILL: a parent that blocks signals (a test runner's thread)
         // passes the block on, and testpmd would never see a SIGTERM. It
         // runs without hugepages or shared files: nothing is left behind.
