@@ -9,7 +9,7 @@ enum TestPMD {
     static func ioForwarding(seconds: Double) -> Result<Double, TestPMDError> {
         guard let path = ["/usr/bin/dpdk-testpmd", "/usr/local/bin/dpdk-testpmd"]
             .first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            return .failure(TestPMDError(description: "dpdk-testpmd is not installed (apt-get install dpdk)"))
+            return .failure(TestPMDError(description: "dpdk-testpmd is not installed (apt-get install dpdk-dev)"))
         }
         let process = Process()
         // Line-buffered (coreutils' stdbuf): testpmd's statistics must reach
