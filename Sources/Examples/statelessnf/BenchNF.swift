@@ -248,8 +248,19 @@ struct BenchNAT: ParsableCommand {
     /// many in flight), slice by slice, so that both see the same machine.
     static func work(worker: Int, flows: Int, nat: Subject, store: any StateStore, options: NFBenchOptions, batch: Int,
                      inFlight: Int, namespace: String, port: DPDKPort? = nil) throws -> Measured {
-        let pool: any PacketPool = port.map { PortPool(port: $0) }
-            ?? BufferPool(count: batch * (inFlight + 2), dataRoom: max(2048, options.packetSize))
+        // The pool's own type, not an existential: the loop calls it per packet.
+        if let port {
+            return try work(pool: PortPool(port: port), worker: worker, flows: flows, nat: nat, store: store,
+                            options: options, batch: batch, inFlight: inFlight, namespace: namespace)
+        }
+        return try work(pool: BufferPool(count: batch * (inFlight + 2), dataRoom: max(2048, options.packetSize)),
+                        worker: worker, flows: flows, nat: nat, store: store, options: options, batch: batch,
+                        inFlight: inFlight, namespace: namespace)
+    }
+
+    static func work<Pool: PacketPool>(pool: Pool, worker: Int, flows: Int, nat: Subject, store: any StateStore,
+                                       options: NFBenchOptions, batch: Int, inFlight: Int,
+                                       namespace: String) throws -> Measured {
         let runner = GraphRunner(graph: try nat.graph(), pool: pool, session: try store.makeSession(for: nat.schema),
                                  batchCapacity: batch, inFlight: inFlight)
         let payload = [UInt8](repeating: 0x5A, count: options.packetSize - 42)

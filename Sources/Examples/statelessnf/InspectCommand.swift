@@ -97,10 +97,7 @@ struct InspectCommand: ParsableCommand {
         if table == "connections4" || table == "connections6", entry.value.count == TrackedConnection.encodedSize {
             let key: ConnectionKey? = entry.key.withUnsafeBytes { bytes in
                 switch bytes.count {
-                case ConnectionKey4.encodedSize:
-                    let key = ConnectionKey4(decoding: bytes.baseAddress!)
-                    return ConnectionKey(key.ipProtocol, IPAddress(key.source), IPAddress(key.destination),
-                                         key.sourcePort, key.destinationPort)
+                case ConnectionKey4.encodedSize: return ConnectionKey(ConnectionKey4(decoding: bytes.baseAddress!))
                 case ConnectionKey.encodedSize: return ConnectionKey(decoding: bytes.baseAddress!)
                 default: return nil
                 }

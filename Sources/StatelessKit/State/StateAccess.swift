@@ -115,8 +115,15 @@ public struct StateAccess {
     @inlinable
     public func deadline<K, V>(_ table: StateTable<K, V>, _ key: K, _ value: V) -> Timestamp {
         guard let idleTimeout = table.idleTimeout else { preconditionFailure("table \(table.name) declares no idleTimeout") }
-        let timeout = idleTimeout(key, value)
-        return Timestamp(nanoseconds: now.nanoseconds + timeout + StateTable<K, V>.slack(timeout))
+        return deadline(timeout: idleTimeout(key, value))
+    }
+
+    /// The deadline of an entry idle for `timeout` nanoseconds from now,
+    /// with the refresh slack (``StateTable/slack(_:)``): for nodes that know
+    /// the timeout already.
+    @inlinable @inline(__always)
+    public func deadline(timeout: Int64) -> Timestamp {
+        Timestamp(nanoseconds: now.nanoseconds + timeout + refreshSlack(timeout))
     }
 
     /// Inserts `value` under `key` unless present, with the deadline the
@@ -146,7 +153,7 @@ public struct StateAccess {
     @discardableResult
     public func refresh<K, V>(_ table: StateTable<K, V>, _ key: K, _ entry: Entry<V>, updated: V? = nil,
                               timeout: Int64) -> Bool {
-        let deadline = Timestamp(nanoseconds: now.nanoseconds + timeout + StateTable<K, V>.slack(timeout))
+        let deadline = deadline(timeout: timeout)
         if let updated, updated != entry.value {
             compareAndSet(table, key, expected: entry.value, new: updated, deadline: deadline)
             return true

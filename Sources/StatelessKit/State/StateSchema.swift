@@ -34,8 +34,13 @@ public struct StateTable<Key: StateCodable, Value: StateCodable>: @unchecked Sen
     /// (at least 1 s), and a busy flow costs one store write per 1/32 of its
     /// timeout instead of one per packet.
     @inlinable
-    public static func slack(_ timeout: Int64) -> Int64 { max(1_000_000_000, timeout / 32) }
+    public static func slack(_ timeout: Int64) -> Int64 { refreshSlack(timeout) }
 }
+
+/// ``StateTable/slack(_:)``, the same for every table (no generic type to
+/// name on the packet path).
+@inlinable @inline(__always)
+func refreshSlack(_ timeout: Int64) -> Int64 { max(1_000_000_000, timeout / 32) }
 
 /// A pooled resource held by a table entry: an item of a pool, encoded
 /// (up to 32 bytes, held inline: making one allocates nothing).

@@ -153,13 +153,14 @@ struct FirewallFilter: StatefulNode {
         // of its connection (and a fragment among its datagram's): each may
         // move the state on, or depend on what an earlier one wrote.
         if packet.layout.fragment.isFragment {
-            scratch.datagramTicket = access.sequencer.enter(FragmentKey(packet).hash)
-        }
-        if packet.layout.transport == .fragment {
-            // A later fragment follows its datagram's first.
-            scratch.stage = .fragment
-            scratch.fragment = access.read(state.fragments, FragmentKey(packet))
-            return .wait
+            let datagram = FragmentKey(packet)
+            scratch.datagramTicket = access.sequencer.enter(datagram.hash)
+            if packet.layout.transport == .fragment {
+                // A later fragment follows its datagram's first.
+                scratch.stage = .fragment
+                scratch.fragment = access.read(state.fragments, datagram)
+                return .wait
+            }
         }
         if packet.layout.icmp == .error {
             guard let quoted = ConnectionTracking.quotedKey(of: packet) else {

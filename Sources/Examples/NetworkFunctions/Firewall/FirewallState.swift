@@ -47,6 +47,11 @@ public struct ConnectionKey: StateCodable, Hashable, CustomStringConvertible {
         return h ^ (h >> 29)
     }
 
+    /// The general form of an IPv4 key (addresses IPv4 mapped).
+    public init(_ key: ConnectionKey4) {
+        self.init(key.ipProtocol, IPAddress(key.source), IPAddress(key.destination), key.sourcePort, key.destinationPort)
+    }
+
     /// The key of the other direction's packets.
     public var reversed: ConnectionKey { ConnectionKey(ipProtocol, destination, source, destinationPort, sourcePort) }
 
@@ -270,7 +275,7 @@ public struct FirewallState: Sendable {
     @inline(__always)
     func insert(_ key: ConnectionKey, _ connection: TrackedConnection, _ access: inout StateAccess)
         -> Ticket<Insertion<TrackedConnection>> {
-        let deadline = Timestamp(nanoseconds: access.now.nanoseconds + Self.withSlack(timeouts.nanoseconds(connection)))
+        let deadline = access.deadline(timeout: timeouts.nanoseconds(connection))
         return key.source.isIPv4 ? access.insertIfAbsent(connections4, ConnectionKey4(key), connection, deadline: deadline)
                                  : access.insertIfAbsent(connections6, key, connection, deadline: deadline)
     }
@@ -278,7 +283,7 @@ public struct FirewallState: Sendable {
     @inline(__always)
     func compareAndSet(_ key: ConnectionKey, expected: TrackedConnection, new: TrackedConnection,
                        _ access: inout StateAccess) -> Ticket<Swap<TrackedConnection>> {
-        let deadline = Timestamp(nanoseconds: access.now.nanoseconds + Self.withSlack(timeouts.nanoseconds(new)))
+        let deadline = access.deadline(timeout: timeouts.nanoseconds(new))
         return key.source.isIPv4
             ? access.compareAndSet(connections4, ConnectionKey4(key), expected: expected, new: new, deadline: deadline)
             : access.compareAndSet(connections6, key, expected: expected, new: new, deadline: deadline)
@@ -293,10 +298,6 @@ public struct FirewallState: Sendable {
             access.refresh(connections6, key, entry, timeout: timeout)
         }
     }
-
-    /// A timeout with the tables' refresh slack.
-    @inline(__always)
-    static func withSlack(_ timeout: Int64) -> Int64 { timeout + StateTable<ConnectionKey, TrackedConnection>.slack(timeout) }
 }
 
 /// The timeouts in nanoseconds, by protocol and TCP state: what the
