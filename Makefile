@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := demo
 
 # Debian packages the build and the tests need; installed when missing.
-DEBIAN_PACKAGES := libdpdk-dev dpdk dpdk-dev libhiredis-dev redis-server pkg-config
+DEBIAN_PACKAGES := libdpdk-dev dpdk dpdk-dev libhiredis-dev redis-server pkg-config iproute2 ethtool python3
 # SwiftPM cannot parse Debian's libdpdk.pc (its Description runs over several
 # lines); corrected copies go here and PKG_CONFIG_PATH points at them.
 PKGCONFIG_FIX := .build/pkgconfig

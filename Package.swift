@@ -81,6 +81,8 @@ let package = Package(
             name: "statelessnf",
             dependencies: [
                 "StatelessKit", "StatelessKitStore", "StatelessKitDPDK", "NetworkFunctions", "CAllocationCounterShim",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

@@ -5,7 +5,13 @@
 // file is compiled for that target.
 #pragma clang attribute push(__attribute__((target("sse4.2,popcnt"))), apply_to = function)
 
+// rte_thread_register is still marked experimental in DPDK 22.11.
+#define ALLOW_EXPERIMENTAL_API 1
+
 #include "CDPDKShim.h"
+
+#include <errno.h>
+#include <string.h>
 
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -34,10 +40,22 @@ struct rte_mempool *sk_pktmbuf_pool_create(const char *name, unsigned count,
 void sk_mempool_free(struct rte_mempool *pool) { rte_mempool_free(pool); }
 
 int sk_eth_port_start(uint16_t port, uint16_t rx_queues, uint16_t tx_queues,
-                      uint16_t ring_size, struct rte_mempool *pool) {
+                      uint16_t ring_size, struct rte_mempool *pool, int *rss) {
+    struct rte_eth_dev_info info;
+    int rc = rte_eth_dev_info_get(port, &info);
+    if (rc < 0) return rc;
+    if (rx_queues > info.max_rx_queues || tx_queues > info.max_tx_queues) return -EINVAL;
     struct rte_eth_conf conf;
     memset(&conf, 0, sizeof conf);
-    int rc = rte_eth_dev_configure(port, rx_queues, tx_queues, &conf);
+    // Spread flows over the receive queues by their addresses and ports
+    // when the device can; otherwise the device spreads packets its own way.
+    uint64_t hash = info.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP);
+    *rss = rx_queues > 1 && hash != 0;
+    if (*rss) {
+        conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+        conf.rx_adv_conf.rss_conf.rss_hf = hash;
+    }
+    rc = rte_eth_dev_configure(port, rx_queues, tx_queues, &conf);
     if (rc < 0) return rc;
     uint16_t rx_ring = ring_size, tx_ring = ring_size;
     rc = rte_eth_dev_adjust_nb_rx_tx_desc(port, &rx_ring, &tx_ring);
@@ -51,8 +69,44 @@ int sk_eth_port_start(uint16_t port, uint16_t rx_queues, uint16_t tx_queues,
         rc = rte_eth_tx_queue_setup(port, q, tx_ring, (unsigned)socket, NULL);
         if (rc < 0) return rc;
     }
-    return rte_eth_dev_start(port);
+    rc = rte_eth_dev_start(port);
+    if (rc < 0) return rc;
+    // Frames for the port's own address only would miss ARP broadcasts and
+    // the frames a test's kernel sends before it learns the port's address.
+    rte_eth_promiscuous_enable(port);
+    return 0;
 }
+
+int sk_eth_macaddr(uint16_t port, uint8_t address[6]) {
+    struct rte_ether_addr raw;
+    int rc = rte_eth_macaddr_get(port, &raw);
+    if (rc < 0) return rc;
+    memcpy(address, raw.addr_bytes, 6);
+    return 0;
+}
+
+int sk_eth_link_up(uint16_t port) {
+    struct rte_eth_link link;
+    memset(&link, 0, sizeof link);
+    int rc = rte_eth_link_get_nowait(port, &link);
+    if (rc < 0) return rc;
+    return link.link_status == RTE_ETH_LINK_UP;
+}
+
+int sk_eth_queue_stats(uint16_t port, uint16_t queue, struct sk_queue_stats *stats) {
+    if (queue >= RTE_ETHDEV_QUEUE_STAT_CNTRS) return -ERANGE;
+    struct rte_eth_stats raw;
+    int rc = rte_eth_stats_get(port, &raw);
+    if (rc < 0) return rc;
+    stats->ipackets = raw.q_ipackets[queue];
+    stats->opackets = raw.q_opackets[queue];
+    stats->errors = raw.q_errors[queue];
+    return 0;
+}
+
+int sk_thread_register(void) { return rte_thread_register(); }
+
+void sk_thread_unregister(void) { rte_thread_unregister(); }
 
 int sk_eth_port_stop(uint16_t port) {
     int rc = rte_eth_dev_stop(port);

@@ -43,6 +43,16 @@ public enum EAL {
         guard rc == 0 else { throw DPDKError(operation: "rte_eal_cleanup", code: -rc) }
     }
 
+    /// Makes the calling thread an EAL thread with an lcore id of its own,
+    /// as a worker that owns queues must be (mempool caches serve lcores).
+    /// Call ``unregisterThread()`` before the thread ends.
+    public static func registerThread() throws(DPDKError) {
+        guard sk_thread_register() == 0 else { throw DPDKError(operation: "rte_thread_register", code: sk_errno()) }
+    }
+
+    /// Gives the calling thread's lcore id back.
+    public static func unregisterThread() { sk_thread_unregister() }
+
     /// The number of Ethernet ports DPDK found (virtual devices included).
     public static var portCount: Int { Int(sk_eth_dev_count_avail()) }
 }

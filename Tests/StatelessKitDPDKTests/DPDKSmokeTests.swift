@@ -32,15 +32,16 @@ struct DPDKSmokeTests {
         #expect(EAL.portCount == 2)
         let pool = try MbufPool(name: "smoke", count: 1023)
         let port = try DPDKPort(id: 0, pool: pool)
+        let queue = DPDKQueue(port: port, queue: 0)
         let batch = PacketBatch(capacity: 32)
         var dropped = 0
-        let received = port.receive(into: batch, as: 7, at: Timestamp(seconds: 1, nanoseconds: 0), dropped: &dropped)
+        let received = queue.receive(into: batch, as: 7, at: Timestamp(seconds: 1, nanoseconds: 0), dropped: &dropped)
         #expect(received > 0 && batch.count == received && dropped == 0, "net_null always has packets to receive")
         for i in 0..<batch.count {
             #expect(batch[i].port == 7 && batch[i].length > 0)
             #expect(batch[i].headroom >= 64, "DPDK's headroom is the packet's")
         }
-        #expect(port.send(batch) == received, "net_null takes every packet")
+        #expect(queue.send(batch) == received, "net_null takes every packet")
         #expect(batch.isEmpty)
         // A packet from the pool, written and sent.
         var packet = try #require(pool.allocate())
@@ -48,7 +49,7 @@ struct DPDKSmokeTests {
         #expect(resized)
         let one = PacketBatch(capacity: 1)
         _ = one.append(packet)
-        #expect(port.send(one) == 1)
+        #expect(queue.send(one) == 1)
         try port.stop()
     }
 
@@ -101,6 +102,7 @@ struct DPDKSmokeTests {
         let function = try nat()
         let pool = try MbufPool(name: "nat", count: 4095)
         let port = try DPDKPort(id: 1, pool: pool)
+        let queue = DPDKQueue(port: port, queue: 0)
         let runner = GraphRunner(graph: try function.graph(), pool: pool,
                                  session: try EmbeddedStore().makeSession(for: function.state.schema), inFlight: 1)
         let batch = PacketBatch(capacity: 32)
@@ -108,7 +110,7 @@ struct DPDKSmokeTests {
         var dropped = 0
         var idle = 0
         while total < records && idle < 1_000_000 {
-            let count = port.receive(into: batch, as: 0, at: time, dropped: &dropped)
+            let count = queue.receive(into: batch, as: 0, at: time, dropped: &dropped)
             total += count
             idle = count == 0 ? idle + 1 : 0
             guard !batch.isEmpty else { continue }
@@ -118,7 +120,7 @@ struct DPDKSmokeTests {
                 runner.drain { _, packets in
                     for i in 0..<packets.count { _ = out.append(packets[i]) }
                     packets.removeAll()
-                    port.send(out)
+                    queue.send(out)
                 }
             }
         }

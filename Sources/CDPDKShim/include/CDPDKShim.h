@@ -34,10 +34,17 @@ struct rte_mempool *sk_pktmbuf_pool_create(const char *name, unsigned count,
 void sk_mempool_free(struct rte_mempool *pool);
 
 /// Configures a port with the given queue counts and ring sizes, sets up
-/// every queue (rx queues take buffers from `pool`) and starts the port.
-/// Returns 0 or a negative errno.
+/// every queue (rx queues take buffers from `pool`), starts the port and
+/// makes it promiscuous. With several rx queues on a device that hashes,
+/// RSS spreads flows by addresses and ports and `*rss` is set to 1.
+/// Returns 0 or a negative errno (-EINVAL: more queues than the device has).
 int sk_eth_port_start(uint16_t port, uint16_t rx_queues, uint16_t tx_queues,
-                      uint16_t ring_size, struct rte_mempool *pool);
+                      uint16_t ring_size, struct rte_mempool *pool, int *rss);
+/// Whether the port's link is up (1) or down (0), without waiting
+/// (rte_eth_link_get_nowait); a negative errno on failure.
+int sk_eth_link_up(uint16_t port);
+/// rte_eth_macaddr_get into `address`; returns 0 or a negative errno.
+int sk_eth_macaddr(uint16_t port, uint8_t address[6]);
 /// rte_eth_dev_stop then rte_eth_dev_close. Returns 0 or a negative errno.
 int sk_eth_port_stop(uint16_t port);
 
@@ -63,6 +70,21 @@ struct sk_port_stats {
 };
 /// Fills `stats` for `port`; returns 0 or a negative errno.
 int sk_eth_stats(uint16_t port, struct sk_port_stats *stats);
+
+/// One queue's totals, where the device keeps them (rte_eth_stats's
+/// per-queue counters, for the first 16 queues).
+struct sk_queue_stats {
+    uint64_t ipackets, opackets, errors;
+};
+/// Fills `stats` for `queue` of `port`; returns 0 or a negative errno.
+int sk_eth_queue_stats(uint16_t port, uint16_t queue, struct sk_queue_stats *stats);
+
+/// rte_thread_register: makes the calling thread an EAL thread with an lcore
+/// id of its own (so that mempool caches serve it). Returns 0 or -1 with
+/// the reason in sk_errno().
+int sk_thread_register(void);
+/// rte_thread_unregister.
+void sk_thread_unregister(void);
 
 /// rte_pktmbuf_alloc: an mbuf with its data at the default headroom, or NULL.
 struct rte_mbuf *sk_pktmbuf_alloc(struct rte_mempool *pool);

@@ -11,14 +11,14 @@ import StatelessKitDPDK
 /// benchmark's packets cross a real port both ways (the benchmark writes
 /// each flow's template into the mbuf it receives, as a NIC would fill it).
 final class PortPool: PacketPool {
-    let port: DPDKPort
+    let port: DPDKQueue
     let received = PacketBatch(capacity: 32)
     let sending = PacketBatch(capacity: 32)
     var next = 0
-    var dataRoom: Int { port.pool.dataRoom }
-    var headroom: Int { port.pool.headroom }
+    var dataRoom: Int { port.port.pool.dataRoom }
+    var headroom: Int { port.port.pool.headroom }
 
-    init(port: DPDKPort) { self.port = port }
+    init(port: DPDKPort) { self.port = DPDKQueue(port: port, queue: 0) }
 
     func allocate() -> Packet? {
         if next == received.count {

@@ -1,13 +1,17 @@
 import ArgumentParser
+import Atomics
+import CoreMetrics
 import Dispatch
 import Foundation
 import StatelessKit
 import StatelessKitDPDK
 
 /// `statelessnf run` on DPDK ports: the EAL started with the defaults and
-/// `--eal`, one mbuf pool, the input and output ports, and the NF's graph
-/// between them on one worker, until SIGINT or SIGTERM or, for a net_pcap
-/// input, the capture's last packet.
+/// `--eal`, one mbuf pool, every port with a receive and a transmit queue
+/// per worker (RSS spreading flows where the device hashes), and one worker
+/// thread per queue pair, each registered as an EAL thread with its own
+/// runner and store session. It runs until SIGINT or SIGTERM, `--count`
+/// packets, or the end of the captures net_pcap inputs read.
 struct DPDKRun {
     /// Where packets come from or go.
     enum Endpoint { case pcap(String), dpdk(UInt16) }
@@ -19,12 +23,25 @@ struct DPDKRun {
         throw ValidationError("\(option) \(text): give pcap:PATH or dpdk:PORT (a port number)")
     }
 
+    /// Which DPDK port feeds each graph input and takes each graph output.
+    struct Wiring {
+        /// (DPDK port, graph port) for each input.
+        var inputs: [(UInt16, UInt16)]
+        /// The DPDK port of each graph output port.
+        var outputs: [UInt16: UInt16]
+        var ports: [UInt16] { Array(Set(inputs.map(\.0) + outputs.values)).sorted() }
+    }
+
     let function: SelectedNF
     let store: any StateStore
     let runtime: RuntimeOptions
     let eal: String?
-    let input: UInt16
-    let output: UInt16
+    let wiring: Wiring
+    let workers: Int
+    let networks: [UInt16: PortNetwork]
+    let count: Int?
+    /// How long to wait for the ports' links to come up before running anyway.
+    let linkWait: Double = 5
 
     func run() throws -> RunSummary {
         // A parent may have started this process with signals blocked (a test
@@ -41,44 +58,125 @@ struct DPDKRun {
         } catch {
             throw ValidationError("--eal: the EAL did not start with \(arguments.joined(separator: " ")): \(error)")
         }
-        guard Int(max(input, output)) < EAL.portCount else {
-            throw ValidationError("dpdk:\(max(input, output)): DPDK has \(EAL.portCount) port(s) (add one with --eal --vdev=...)")
+        for port in wiring.ports + networks.keys where Int(port) >= EAL.portCount {
+            throw ValidationError("dpdk:\(port): DPDK has \(EAL.portCount) port(s) (add one with --eal --vdev=...)")
         }
         let inFlight = runtime.inFlight(for: store)
-        let pool = try MbufPool(name: "statelessnf", count: max(8191, runtime.batch * (inFlight + 2) * 4 - 1))
-        let inPort = try DPDKPort(id: input, pool: pool)
-        let outPort = output == input ? inPort : try DPDKPort(id: output, pool: pool)
-        let source = DPDKSource(port: inPort, graphPort: function.inputPort,
-                                expected: try Self.netPcapRecords(arguments, port: Int(input)))
-        let sink = DPDKSink(ports: Dictionary(uniqueKeysWithValues: function.portNames.keys.map { ($0, outPort) }))
+        let pool = try MbufPool(name: "statelessnf",
+                                count: max(8191, workers * runtime.batch * (inFlight + 2) * 4 * wiring.ports.count - 1))
+        var ports: [UInt16: DPDKPort] = [:]
+        for id in wiring.ports {
+            do {
+                ports[id] = try DPDKPort(id: id, rxQueues: workers, txQueues: workers, pool: pool)
+            } catch {
+                throw ValidationError("dpdk:\(id): \(error)")
+            }
+        }
+        defer { for port in ports.values { try? port.stop() } }
+        for port in ports.values.sorted(by: { $0.id < $1.id }) {
+            log.info("dpdk port up", metadata: [
+                "port": "\(port.id)", "mac": "\(port.macAddress)", "queues": "\(workers)",
+                "rss": "\(workers > 1 ? (port.rss ? "by addresses and ports" : "the device's own spreading") : "one queue")",
+                "network": "\(networks[port.id].map { "\($0)" } ?? "none: frames pass with their Ethernet addresses")"])
+        }
+        try waitForLinks(ports.values)
+        let captures = try Dictionary(uniqueKeysWithValues: wiring.inputs.map { ($0.0, try Self.netPcapRecords(arguments, port: Int($0.0))) })
+        let neighbors = NeighborTable()
+        let budget = count.map { ManagedAtomic<Int>($0) }
+        let sources = (0..<workers).map { worker in
+            DPDKSource(inputs: wiring.inputs.map { dpdkPort, graphPort in
+                let files = captures[dpdkPort] ?? nil
+                return DPDKSource.Input(queue: DPDKQueue(port: ports[dpdkPort]!, queue: worker), graphPort: graphPort,
+                                        expected: files.map { worker < $0.count ? $0[worker] : 0 })
+            }, link: networks.isEmpty ? nil : LinkLayer(networks: networks, neighbors: neighbors), budget: budget)
+        }
+        let sinks = sources.enumerated().map { worker, source in
+            var queues: [UInt16: DPDKQueue] = [:]
+            for (dpdkPort, queue) in zip(source.inputs.map(\.queue.port.id), source.inputs.map(\.queue)) { queues[dpdkPort] = queue }
+            var outputs: [UInt16: DPDKQueue] = [:]
+            for (graphPort, dpdkPort) in wiring.outputs {
+                outputs[graphPort] = queues[dpdkPort] ?? DPDKQueue(port: ports[dpdkPort]!, queue: worker)
+                queues[dpdkPort] = outputs[graphPort]
+            }
+            return DPDKSink(outputs: outputs, link: source.link)
+        }
         let signals = [SIGINT, SIGTERM].map { number in
             signal(number, SIG_IGN)
             let watch = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            watch.setEventHandler { source.stop() }
+            watch.setEventHandler { sources.forEach { $0.stop() } }
             watch.resume()
             return watch
         }
         defer { signals.forEach { $0.cancel() } }
-        let runner = GraphRunner(graph: function.graph, pool: pool, session: try store.makeSession(for: function.schema),
-                                 batchCapacity: runtime.batch, inFlight: inFlight)
-        var summary = try Driver(runner: runner, pool: pool, clock: .wall).run(source, into: sink)
-        // DPDK's own counts, per port, before the ports close.
-        for port in Set([input, output]) {
-            let stats = (port == input ? inPort : outPort).statistics
-            for (name, value) in stats { summary.counters["dpdk.port\(port).\(name)"] = value }
+        let results = WorkerResults()
+        let done = DispatchGroup()
+        let (graph, schema, batch, store) = (function.graph, function.schema, runtime.batch, store)
+        for worker in 0..<workers {
+            done.enter()
+            // Each worker's source and sink are its own from here on.
+            let parts = WorkerParts(source: sources[worker], sink: sinks[worker], pool: pool, all: sources)
+            let thread = Thread {
+                defer { done.leave() }
+                let (source, sink, pool) = (parts.source, parts.sink, parts.pool)
+                do {
+                    try EAL.registerThread()
+                    defer { EAL.unregisterThread() }
+                    let runner = GraphRunner(graph: graph, pool: pool, session: try store.makeSession(for: schema),
+                                             batchCapacity: batch, inFlight: inFlight)
+                    let summary = try Driver(runner: runner, pool: pool, clock: .wall).run(source, into: sink)
+                    try sink.close()
+                    results.add(summary)
+                } catch {
+                    results.fail("worker \(worker): \(error)")
+                    parts.all.forEach { $0.stop() }
+                }
+            }
+            thread.name = "statelessnf-worker-\(worker)"
+            thread.stackSize = 8 << 20
+            thread.start()
         }
-        try sink.close()
-        summary.counters["dpdk.received"] = source.received
-        summary.counters["dpdk.droppedOnReceipt"] = source.dropped
-        summary.counters["dpdk.sent"] = sink.sent.values.reduce(0, +)
-        summary.counters["dpdk.unsent"] = sink.unsent.values.reduce(0, +)
+        // The ports' statistics to swift-metrics each second while the workers run.
+        let gauges = PortGauges()
+        while done.wait(timeout: .now() + 1) == .timedOut {
+            for port in ports.values { gauges.record(port) }
+        }
+        for port in ports.values { gauges.record(port) }
+        if let failure = results.failure { throw ValidationError(failure) }
+        var summary = results.merged
+        // DPDK's own counts, per port and queue, before the ports close.
+        for port in ports.values {
+            for (name, value) in port.statistics { summary.counters["dpdk.port\(port.id).\(name)"] = value }
+        }
+        summary.counters["dpdk.received"] = sources.map(\.received).reduce(0, +)
+        summary.counters["dpdk.droppedOnReceipt"] = sources.map(\.dropped).reduce(0, +)
+        summary.counters["dpdk.sent"] = sinks.map { $0.sent.values.reduce(0, +) }.reduce(0, +)
+        summary.counters["dpdk.unsent"] = sinks.map { $0.unsent.values.reduce(0, +) }.reduce(0, +)
+        for link in sources.compactMap(\.link) {
+            for (name, value) in link.counters { summary.counters["dpdk.link.\(name)", default: 0] += value }
+        }
+        if !networks.isEmpty { summary.counters["dpdk.link.neighbors"] = neighbors.count }
         return summary
     }
 
-    /// The number of packets in the capture a net_pcap port reads
-    /// (`rx_pcap=PATH` of the port's `--vdev`, ports numbered in the order
-    /// of the `--vdev` arguments), or `nil` when the port reads no file.
-    static func netPcapRecords(_ arguments: [String], port: Int) throws -> Int? {
+    /// Waits up to `linkWait` seconds for every port's link (a memif port's
+    /// peer may connect later); runs anyway after that, with a warning.
+    func waitForLinks(_ ports: some Collection<DPDKPort>) throws {
+        let deadline = Date().addingTimeInterval(linkWait)
+        while let down = ports.first(where: { !$0.isLinkUp }) {
+            guard Date() < deadline else {
+                log.warning("dpdk port link still down; running anyway", metadata: ["port": "\(down.id)"])
+                return
+            }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+    }
+
+    /// The number of packets in each capture a net_pcap port reads, by
+    /// queue (the `rx_pcap=PATH` arguments of the port's `--vdev`, in order;
+    /// ports numbered in the order of the `--vdev` arguments; none for a
+    /// port that only writes), or `nil` when the port is not a net_pcap
+    /// reading files.
+    static func netPcapRecords(_ arguments: [String], port: Int) throws -> [Int]? {
         var devices: [String] = []
         var next = false
         for argument in arguments {
@@ -86,12 +184,57 @@ struct DPDKRun {
             else if argument == "--vdev" { next = true }
             else if argument.hasPrefix("--vdev=") { devices.append(String(argument.dropFirst(7))) }
         }
-        guard port < devices.count, devices[port].hasPrefix("net_pcap"),
-              let file = devices[port].split(separator: ",").first(where: { $0.hasPrefix("rx_pcap=") })?.dropFirst(8)
-        else { return nil }
-        let reader = try CaptureReader(path: String(file))
-        var count = 0
-        while try reader.next() != nil { count += 1 }
-        return count
+        guard port < devices.count, devices[port].hasPrefix("net_pcap") else { return nil }
+        let options = devices[port].split(separator: ",")
+        // An interface is live; a port with neither a file nor an interface
+        // to read brings nothing.
+        guard !options.contains(where: { $0.hasPrefix("rx_iface") || $0.hasPrefix("iface=") }) else { return nil }
+        let files = options.filter { $0.hasPrefix("rx_pcap=") }.map { String($0.dropFirst(8)) }
+        return try files.map { file in
+            let reader = try CaptureReader(path: file)
+            var count = 0
+            while try reader.next() != nil { count += 1 }
+            return count
+        }
+    }
+}
+
+/// What a worker thread takes with it: its source and sink (no other
+/// thread uses them), the shared pool (DPDK's mempool is thread-safe) and
+/// every source, to stop them all when it fails.
+struct WorkerParts: @unchecked Sendable {
+    let source: DPDKSource
+    let sink: DPDKSink
+    let pool: MbufPool
+    let all: [DPDKSource]
+}
+
+/// The workers' summaries, gathered under a lock.
+final class WorkerResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var merged = RunSummary()
+    private(set) var failure: String?
+    func add(_ summary: RunSummary) { lock.withLock { merged.merge(summary) } }
+    func fail(_ message: String) { lock.withLock { failure = failure ?? message } }
+}
+
+/// A port's DPDK statistics as swift-metrics gauges
+/// (`statelessnf_dpdk_received{port="0"}` and so on, queues as a dimension).
+final class PortGauges {
+    private var gauges: [String: Gauge] = [:]
+
+    func record(_ port: DPDKPort) {
+        for (name, value) in port.statistics {
+            var dimensions = [("port", "\(port.id)")]
+            var metric = name
+            if name.hasPrefix("queue"), let dot = name.firstIndex(of: ".") {
+                dimensions.append(("queue", String(name[name.index(name.startIndex, offsetBy: 5)..<dot])))
+                metric = String(name[name.index(after: dot)...])
+            }
+            let key = "\(port.id).\(name)"
+            let gauge = gauges[key] ?? Gauge(label: "statelessnf_dpdk_\(metric)", dimensions: dimensions)
+            gauges[key] = gauge
+            gauge.record(value)
+        }
     }
 }

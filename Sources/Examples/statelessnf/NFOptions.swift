@@ -151,12 +151,24 @@ struct SelectedNF {
     /// NF runs (the load balancer's backends); `nil` when nothing can.
     let reload: (@Sendable () throws -> String)?
 
-    init(_ kind: NFKind, nat: NATOptions, lb: LBOptions, firewall: FirewallOptions, example: Bool = false) throws {
+    /// The graph ports of the two-port form: packets from the inside (the
+    /// NAT's and the firewall's internal hosts, the load balancer's
+    /// backends) arrive on, and leave for the inside by, port 1; the
+    /// outside's (the internet, the load balancer's clients) port 2.
+    static let insideGraphPort: UInt16 = 1
+    static let outsideGraphPort: UInt16 = 2
+
+    /// The NF of `kind`; with `twoPorts`, its sides are graph ports
+    /// ``insideGraphPort`` and ``outsideGraphPort`` instead of one port
+    /// where the addresses tell the sides apart.
+    init(_ kind: NFKind, nat: NATOptions, lb: LBOptions, firewall: FirewallOptions, example: Bool = false,
+         twoPorts: Bool = false) throws {
+        let (inside, outside) = twoPorts ? (Self.insideGraphPort, Self.outsideGraphPort) : (nil, nil)
         switch kind {
         case .nat:
             var options = nat
             if example && options.external == nil && options.config == nil { options.external = "203.0.113.1" }
-            let function = NAT(try options.natConfig())
+            let function = NAT(try options.natConfig(insidePort: inside, outsidePort: outside))
             graph = try function.graph()
             schema = function.state.schema
             inputPort = function.insidePort
@@ -169,7 +181,8 @@ struct SelectedNF {
                 options.vip = "10.0.0.10:80/tcp"
                 options.backend = ["192.168.1.1:8080", "192.168.1.2:8080"]
             }
-            let function = LoadBalancer(try options.lbConfig(file: nat.config, ports: nat.ports))
+            let function = LoadBalancer(try options.lbConfig(file: nat.config, ports: nat.ports, clientPort: outside,
+                                                             backendPort: inside))
             graph = try function.graph()
             schema = function.state.schema
             inputPort = function.clientPort
@@ -179,7 +192,7 @@ struct SelectedNF {
                 let ports = nat.ports
                 let flags = options
                 reload = {
-                    let config = try flags.lbConfig(file: file, ports: ports)
+                    let config = try flags.lbConfig(file: file, ports: ports, clientPort: outside, backendPort: inside)
                     try function.backends.reload(config)
                     return config.services.map { service in
                         "\(service.vip): " + service.backends.map { "\($0.endpoint)@\($0.weight)" }.joined(separator: ", ")
@@ -189,7 +202,8 @@ struct SelectedNF {
                 reload = nil
             }
         case .firewall:
-            let function = Firewall(try firewall.firewallConfig(file: nat.config, internal: nat.internal, example: example))
+            let function = Firewall(try firewall.firewallConfig(file: nat.config, internal: nat.internal, insidePort: inside,
+                                                                outsidePort: outside, example: example))
             graph = try function.graph()
             schema = function.state.schema
             inputPort = function.insidePort
@@ -199,7 +213,7 @@ struct SelectedNF {
             reload = {
                 // The rule file (and the config file's rules field) read again;
                 // the prefixes, timeouts and capacity stay as started.
-                let rules = try flags.firewallConfig(file: file, internal: prefixes).rules
+                let rules = try flags.firewallConfig(file: file, internal: prefixes, insidePort: inside, outsidePort: outside).rules
                 function.reload(rules)
                 return "\(rules.rules.count) rules, policy in \(rules.inboundPolicy.rawValue), out \(rules.outboundPolicy.rawValue)"
             }

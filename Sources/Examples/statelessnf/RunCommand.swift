@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NetworkFunctions
 import StatelessKit
+import StatelessKitDPDK
 import StatelessKitStore
 
 /// `statelessnf run`: runs an NF from an input to an output.
@@ -33,16 +34,29 @@ struct RunCommand: ParsableCommand {
     var nf: NFKind
 
     @Option(help: "Where packets come from: pcap:PATH, or dpdk:PORT (a DPDK port number).")
-    var input: String
+    var input: String?
 
     @Option(help: "Where packets go: pcap:PATH, or dpdk:PORT.")
-    var output: String
+    var output: String?
+
+    @Option(help: "DPDK, two ports: the port on the inside (the NAT's and the firewall's internal hosts, the load balancer's backends), dpdk:PORT; with --outside, instead of --input and --output.")
+    var inside: String?
+
+    @Option(help: "DPDK, two ports: the port on the outside (the internet, the load balancer's clients), dpdk:PORT.")
+    var outside: String?
 
     @Option(parsing: .unconditional, help: ArgumentHelp("DPDK: EAL arguments added to the defaults (for example \"--vdev=net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap\").",
                                discussion: "The defaults need no hugepages and no NICs: --no-huge -m 256 --no-pci --no-shconf --file-prefix=statelessnf-PID -l 0 (Documentation/DPDK.md)."))
     var eal: String?
 
-    @Option(help: "Worker threads (each with its own batches and store session).")
+    @Option(help: ArgumentHelp("DPDK: a port's IPv4 network, dpdk:PORT=ADDRESS/LENGTH[,gateway=ADDRESS] (repeat per port).",
+                               discussion: "The port then answers ARP for its address and writes each leaving frame's Ethernet addresses (its own, and its next hop's, learned by ARP), as a router's interface does. Without it, frames leave with the Ethernet addresses they came with."))
+    var address: [String] = []
+
+    @Option(help: "DPDK: stop after this many packets have been received (all workers).")
+    var count: Int?
+
+    @Option(help: "Worker threads, each with its own batches and store session; on DPDK, each owns one receive and one transmit queue of every port.")
     var workers: Int = 1
 
     @Flag(help: "Print a machine-readable JSON summary.")
@@ -56,34 +70,91 @@ struct RunCommand: ParsableCommand {
 
     func validate() throws {
         guard (1...64).contains(workers) else { throw ValidationError("--workers must be 1 to 64, not \(workers)") }
-        switch (try DPDKRun.endpoint(input, "--input"), try DPDKRun.endpoint(output, "--output")) {
-        case (.pcap, .pcap):
-            guard eal == nil else { throw ValidationError("--eal is for dpdk: inputs and outputs") }
-        case (.dpdk, .dpdk):
-            guard workers == 1 else { throw ValidationError("--workers: a DPDK run has one worker for now") }
-        default:
-            throw ValidationError("--input and --output: both pcap: or both dpdk:")
+        if let count, count < 1 { throw ValidationError("--count must be at least 1, not \(count)") }
+        switch try endpoints() {
+        case .pcap:
+            guard eal == nil, address.isEmpty, count == nil else {
+                throw ValidationError("--eal, --address and --count are for dpdk: inputs and outputs")
+            }
+        case .dpdk:
+            _ = try networks()
         }
     }
 
+    /// Where packets come from and go, checked.
+    enum Endpoints {
+        case pcap(input: String, output: String)
+        case dpdk(DPDKRun.Wiring, twoPorts: Bool)
+    }
+
+    func endpoints() throws -> Endpoints {
+        switch (input, output, inside, outside) {
+        case (let input?, let output?, nil, nil):
+            switch (try DPDKRun.endpoint(input, "--input"), try DPDKRun.endpoint(output, "--output")) {
+            case (.pcap(let input), .pcap(let output)):
+                return .pcap(input: input, output: output)
+            case (.dpdk(let input), .dpdk(let output)):
+                // The graph's own ports are filled in once the NF is built.
+                return .dpdk(DPDKRun.Wiring(inputs: [(input, 0)], outputs: [0: output]), twoPorts: false)
+            default:
+                throw ValidationError("--input and --output: both pcap: or both dpdk:")
+            }
+        case (nil, nil, let inside?, let outside?):
+            guard case .dpdk(let insidePort) = try DPDKRun.endpoint(inside, "--inside"),
+                  case .dpdk(let outsidePort) = try DPDKRun.endpoint(outside, "--outside") else {
+                throw ValidationError("--inside and --outside are DPDK ports: dpdk:PORT")
+            }
+            guard insidePort != outsidePort else { throw ValidationError("--inside and --outside must be different ports") }
+            let (i, o) = (SelectedNF.insideGraphPort, SelectedNF.outsideGraphPort)
+            return .dpdk(DPDKRun.Wiring(inputs: [(insidePort, i), (outsidePort, o)], outputs: [i: insidePort, o: outsidePort]),
+                         twoPorts: true)
+        default:
+            throw ValidationError("give --input and --output, or (DPDK, two ports) --inside and --outside")
+        }
+    }
+
+    /// The `--address` networks by DPDK port.
+    func networks() throws -> [UInt16: PortNetwork] {
+        var networks: [UInt16: PortNetwork] = [:]
+        for text in address {
+            let parts = text.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, parts[0].hasPrefix("dpdk:"), let port = UInt16(parts[0].dropFirst(5)) else {
+                throw ValidationError("--address \(text): give dpdk:PORT=ADDRESS/LENGTH[,gateway=ADDRESS]")
+            }
+            guard networks[port] == nil else { throw ValidationError("--address: dpdk:\(port) is given twice") }
+            do {
+                networks[port] = try PortNetwork.parse(parts[1])
+            } catch {
+                throw ValidationError("--address \(text): \(error)")
+            }
+        }
+        return networks
+    }
+
     func run() throws {
-        let function = try SelectedNF(nf, nat: nat, lb: lb, firewall: firewall)
+        let endpoints = try endpoints()
+        var twoPorts = false
+        if case .dpdk(_, let two) = endpoints { twoPorts = two }
+        let function = try SelectedNF(nf, nat: nat, lb: lb, firewall: firewall, twoPorts: twoPorts)
         let reloading = function.reload.map(Self.reloadOnHangUp)
         defer { reloading?.cancel() }
         let store = try storeOptions.makeStore()
-        if case .dpdk(let inputPort) = try DPDKRun.endpoint(input, "--input"),
-           case .dpdk(let outputPort) = try DPDKRun.endpoint(output, "--output") {
-            let summary = try DPDKRun(function: function, store: store, runtime: runtime, eal: eal,
-                                      input: inputPort, output: outputPort).run()
-            print(json ? try SummaryPrinter.json(summary)
-                       : SummaryPrinter.render(summary, title: "\(nf.rawValue): \(input) -> \(output)", ports: function.portNames))
+        let title = "\(nf.rawValue): " + (twoPorts ? "inside \(inside!), outside \(outside!)" : "\(input!) -> \(output!)")
+        guard case .pcap(let inputPath, let outputPath) = endpoints else {
+            guard case .dpdk(var wiring, _) = endpoints else { return }
+            if !twoPorts {
+                // One port in: every output port of the graph leaves by the output.
+                wiring.inputs = [(wiring.inputs[0].0, function.inputPort)]
+                wiring.outputs = Dictionary(uniqueKeysWithValues: function.portNames.keys.map { ($0, wiring.outputs[0]!) })
+            }
+            let summary = try DPDKRun(function: function, store: store, runtime: runtime, eal: eal, wiring: wiring,
+                                      workers: workers, networks: try networks(), count: count).run()
+            print(json ? try SummaryPrinter.json(summary) : SummaryPrinter.render(summary, title: title, ports: function.portNames))
             return
         }
         let graph = function.graph
-        let outputPath = String(output.dropFirst(5))
         let sink = try CaptureSink(paths: Dictionary(function.portNames.keys.map { ($0, outputPath) },
                                                      uniquingKeysWith: { a, _ in a }))
-        let inputPath = String(input.dropFirst(5))
         let summary: RunSummary
         let inFlight = runtime.inFlight(for: store)
         let schema = function.schema
@@ -111,8 +182,7 @@ struct RunCommand: ParsableCommand {
             summary = try group.run(try CaptureReader(path: inputPath), port: function.inputPort, into: sink)
         }
         try sink.close()
-        print(json ? try SummaryPrinter.json(summary)
-                   : SummaryPrinter.render(summary, title: "\(nf.rawValue): \(input) -> \(output)", ports: function.portNames))
+        print(json ? try SummaryPrinter.json(summary) : SummaryPrinter.render(summary, title: title, ports: function.portNames))
     }
 
     /// Calls `reload` on every SIGHUP, logging what it applied.

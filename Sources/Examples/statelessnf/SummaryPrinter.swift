@@ -27,6 +27,25 @@ enum SummaryPrinter {
                          + "\(summary.counters["store.failedRequests"] ?? 0) failed requests, "
                          + "\(summary.counters["store.heldRequests"] ?? 0) held"))
         }
+        if let received = summary.counters["dpdk.received"] {
+            rows.append(("dpdk", "received \(received), sent \(summary.counters["dpdk.sent"] ?? 0), "
+                         + "unsent \(summary.counters["dpdk.unsent"] ?? 0), dropped on receipt \(summary.counters["dpdk.droppedOnReceipt"] ?? 0)"))
+            // Each port's totals and, where there are several, its queues'.
+            let perPort = Dictionary(grouping: summary.counters.filter { $0.key.hasPrefix("dpdk.port") }) {
+                String($0.key.dropFirst(5).prefix { $0 != "." })
+            }
+            for (port, counts) in perPort.sorted(by: { $0.key < $1.key }) {
+                func value(_ name: String) -> Int { counts.first { $0.key.hasSuffix("." + name) && !$0.key.contains(".queue") }?.value ?? 0 }
+                var text = "received \(value("received")), sent \(value("sent")), missed \(value("missed")), no buffer \(value("noBuffer"))"
+                let queues = counts.filter { $0.key.contains(".queue") && $0.key.hasSuffix(".received") }.sorted { $0.key < $1.key }
+                if queues.count > 1 { text += "; received by queue " + queues.map { "\($0.value)" }.joined(separator: "/") }
+                rows.append(("  " + port, text))
+            }
+            let link = summary.counters.filter { $0.key.hasPrefix("dpdk.link.") }
+            if !link.isEmpty {
+                rows.append(("  link", list(Dictionary(uniqueKeysWithValues: link.map { (String($0.key.dropFirst(10)), $0.value) }))))
+            }
+        }
         rows += extra
         let malformed = summary.counters.filter { $0.key.hasPrefix("malformed.") }
         if !malformed.isEmpty { rows.append(("malformed", list(malformed))) }
