@@ -40,6 +40,8 @@ struct DPDKRun {
     let workers: Int
     let networks: [UInt16: PortNetwork]
     let count: Int?
+    /// Whether to run on after net_pcap captures end.
+    let untilSignal: Bool
     /// How long to wait for the ports' links to come up before running anyway.
     let linkWait: Double = 5
 
@@ -80,7 +82,7 @@ struct DPDKRun {
                 "network": "\(networks[port.id].map { "\($0)" } ?? "none: frames pass with their Ethernet addresses")"])
         }
         try waitForLinks(ports.values)
-        let captures = try Dictionary(uniqueKeysWithValues: wiring.inputs.map { ($0.0, try Self.netPcapRecords(arguments, port: Int($0.0))) })
+        let captures = untilSignal ? [:] : try Dictionary(uniqueKeysWithValues: wiring.inputs.map { ($0.0, try Self.netPcapRecords(arguments, port: Int($0.0))) })
         let neighbors = NeighborTable()
         let budget = count.map { ManagedAtomic<Int>($0) }
         let sources = (0..<workers).map { worker in

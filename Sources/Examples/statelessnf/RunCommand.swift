@@ -56,6 +56,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "DPDK: stop after this many packets have been received (all workers).")
     var count: Int?
 
+    @Flag(help: "DPDK: keep running after the captures net_pcap ports read have ended, until SIGINT or SIGTERM (a memif peer keeps its link while it drains).")
+    var untilSignal = false
+
     @Option(help: "Worker threads, each with its own batches and store session; on DPDK, each owns one receive and one transmit queue of every port.")
     var workers: Int = 1
 
@@ -73,8 +76,8 @@ struct RunCommand: ParsableCommand {
         if let count, count < 1 { throw ValidationError("--count must be at least 1, not \(count)") }
         switch try endpoints() {
         case .pcap:
-            guard eal == nil, address.isEmpty, count == nil else {
-                throw ValidationError("--eal, --address and --count are for dpdk: inputs and outputs")
+            guard eal == nil, address.isEmpty, count == nil, !untilSignal else {
+                throw ValidationError("--eal, --address, --count and --until-signal are for dpdk: inputs and outputs")
             }
         case .dpdk:
             _ = try networks()
@@ -148,7 +151,8 @@ struct RunCommand: ParsableCommand {
                 wiring.outputs = Dictionary(uniqueKeysWithValues: function.portNames.keys.map { ($0, wiring.outputs[0]!) })
             }
             let summary = try DPDKRun(function: function, store: store, runtime: runtime, eal: eal, wiring: wiring,
-                                      workers: workers, networks: try networks(), count: count).run()
+                                      workers: workers, networks: try networks(), count: count,
+                                      untilSignal: untilSignal).run()
             print(json ? try SummaryPrinter.json(summary) : SummaryPrinter.render(summary, title: title, ports: function.portNames))
             return
         }

@@ -55,7 +55,7 @@ enum SummaryPrinter {
 
     /// Flows (NAT mappings, LB assignments) the NF created.
     static func flowsCreated(_ summary: RunSummary) -> Int {
-        summary.counters.filter { $0.key == "nat.mappingsCreated" || $0.key == "lb.flowsCreated" }.values.reduce(0, +)
+        summary.counters.filter { ["nat.mappingsCreated", "lb.flowsCreated", "firewall.connectionsOpened"].contains($0.key) }.values.reduce(0, +)
     }
 
     static func json(_ summary: RunSummary, extra: [String: Any] = [:]) throws -> String {
