@@ -6,8 +6,10 @@
 #   10.10.0.2          dpdk:0     dpdk:1          10.20.0.2
 #                   10.10.0.1     10.20.0.1
 #
-# The NF runs as `statelessnf run NF --inside/--outside` on net_af_packet (or
-# net_tap) ports over n0 and n1, answering ARP for 10.10.0.1 and 10.20.0.1.
+# The NF runs as `statelessnf run NF --inside/--outside` on net_af_packet
+# ports over n0 and n1, answering ARP for 10.10.0.1 and 10.20.0.1. With
+# net_tap, there are no veths: the NF's ports create the tap interfaces c0
+# and s0, which are then moved into the client's and the server's namespaces.
 # CONNECTIONS connections at once carry MEGABYTES between them, and every
 # connection's SHA-256 is checked at both ends.
 #
@@ -48,17 +50,15 @@ af_packet)
     at n ip link set n1 up
     devices="--vdev=net_af_packet0,iface=n0,qpairs=${WORKERS:-1} --vdev=net_af_packet1,iface=n1,qpairs=${WORKERS:-1}"
     ;;
-*) echo "pmd $pmd: af_packet (tap is started by the NF; see Documentation/DPDK.md)" >&2; exit 2 ;;
+tap)
+    # The NF creates the tap interfaces c0 and s0 in its namespace when its
+    # ports start; they are then moved to the client's and the server's.
+    devices="--vdev=net_tap0,iface=c0 --vdev=net_tap1,iface=s0"
+    ;;
+*) echo "pmd $pmd: af_packet or tap" >&2; exit 2 ;;
 esac
-# The endpoints compute full checksums: an NF that rewrites addresses needs them.
-at c ethtool -K c0 tx off >/dev/null
-at s ethtool -K s0 tx off >/dev/null
-at c ip addr add 10.10.0.2/24 dev c0
-at c ip link set c0 up
-at c ip route add default via 10.10.0.1
-at s ip addr add 10.20.0.2/24 dev s0
-at s ip link set s0 up
 
+serverroute=""
 case $nf in
 nat)
     sides="--inside dpdk:0 --outside dpdk:1"
@@ -69,14 +69,14 @@ firewall)
     printf 'accept state established,related\naccept out state new proto tcp dport 5001\n' > "$work/rules"
     sides="--inside dpdk:0 --outside dpdk:1"
     options="--rules $work/rules --internal 10.10.0.0/24"
-    at s ip route add default via 10.20.0.1
+    serverroute=yes
     target=10.20.0.2
     ;;
 lb)
     # The clients are outside (port 0), the backend inside (port 1).
     sides="--inside dpdk:1 --outside dpdk:0"
     options="--vip 10.99.0.1:5001/tcp --backend 10.20.0.2:5001"
-    at s ip route add default via 10.20.0.1
+    serverroute=yes
     target=10.99.0.1
     ;;
 *) echo "nf $nf: nat, firewall or lb" >&2; exit 2 ;;
@@ -88,6 +88,19 @@ ip netns exec "${p}n" "$binary" run "$nf" $sides --address dpdk:0=10.10.0.1/24 -
 nfpid=$!
 for _ in $(seq 100); do grep -q "dpdk port up.*port=1\|port=1.*dpdk port up" "$work/nf.err" 2>/dev/null && break; sleep 0.1; done
 grep -q "port=1" "$work/nf.err" || { cat "$work/nf.err" >&2; echo "the NF did not start" >&2; exit 1; }
+if [ "$pmd" = tap ]; then
+    at n ip link set c0 netns "${p}c"
+    at n ip link set s0 netns "${p}s"
+fi
+# The endpoints compute full checksums: an NF that rewrites addresses needs them.
+at c ethtool -K c0 tx off >/dev/null 2>&1 || true
+at s ethtool -K s0 tx off >/dev/null 2>&1 || true
+at c ip addr add 10.10.0.2/24 dev c0
+at c ip link set c0 up
+at c ip route add default via 10.10.0.1
+at s ip addr add 10.20.0.2/24 dev s0
+at s ip link set s0 up
+if [ -n "$serverroute" ]; then at s ip route add default via 10.20.0.1; fi
 
 at s python3 "$here/tcp_transfer.py" serve 5001 "$connections" > "$work/server.out" &
 serverpid=$!

@@ -337,7 +337,7 @@ struct CommandTests {
                 "\(counters)")
     }
 
-    @Test("bench --dpdk runs the NF on a net_null port's mbufs, beside dpdk-testpmd on the same device",
+    @Test("bench --dpdk runs the NF on net_null's and then net_ring's mbufs, beside dpdk-testpmd on the same devices",
           .enabled(if: built, "skipped: .build/debug/statelessnf is not built (swift build)"))
     func benchOnDPDK() throws {
         let (status, output, error) = try Self.run(["bench", "nat", "--dpdk", "--flows", "500", "--seconds", "0.3", "--json"])
@@ -345,6 +345,9 @@ struct CommandTests {
         let result = try Self.json(output)
         #expect((result["mpps"] as? Double ?? 0) > 0 && result["allocationsPerPacket"] as? Double != nil)
         #expect((result["testpmdMpps"] as? Double ?? 0) > 0, "testpmd measured in the same run: \(result)")
+        #expect((result["ringMpps"] as? Double ?? 0) > 0 && (result["ringTestpmdMpps"] as? Double ?? 0) > 0,
+                "net_ring too, the NF and testpmd: \(result)")
+        #expect((result["testpmdMacswapMpps"] as? Double ?? 0) > 0, "\(result)")
     }
 
     @Test("bench reports rates, allocations and state operations",

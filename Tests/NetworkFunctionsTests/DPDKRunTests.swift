@@ -149,13 +149,14 @@ struct DPDKRunTests {
         return nil
     }()
 
-    @Test("real kernel TCP between two namespaces through each NF on net_af_packet in a third: every connection's bytes arrive intact",
+    @Test("real kernel TCP between two namespaces through each NF on net_af_packet (and the NAT on net_tap) in a third: every connection's bytes arrive intact",
           .enabled(if: CommandTests.built && namespacesNote == nil, Comment(rawValue: namespacesNote ?? "skipped: the command is not built")),
-          arguments: [("nat", 32, 8, 2), ("firewall", 16, 4, 1), ("lb", 16, 4, 1)])
-    func tcpThroughNamespaces(nf: String, megabytes: Int, connections: Int, workers: Int) throws {
+          arguments: [("nat", "af_packet", 32, 8, 2), ("firewall", "af_packet", 16, 4, 1), ("lb", "af_packet", 16, 4, 1),
+                      ("nat", "tap", 16, 4, 1)])
+    func tcpThroughNamespaces(nf: String, pmd: String, megabytes: Int, connections: Int, workers: Int) throws {
         let process = Process()
         process.executableURL = Self.repository.appendingPathComponent("Scripts/netns-transfer.sh")
-        process.arguments = [CommandTests.binary, nf, "af_packet", "\(megabytes)", "\(connections)"]
+        process.arguments = [CommandTests.binary, nf, pmd, "\(megabytes)", "\(connections)"]
         process.environment = ProcessInfo.processInfo.environment.merging(["WORKERS": "\(workers)"]) { $1 }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
@@ -164,7 +165,7 @@ struct DPDKRunTests {
         let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         let error = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(nf): \(output)\n\(error)")
+        #expect(process.terminationStatus == 0, "\(nf) on \(pmd): \(output)\n\(error)")
         #expect(output.contains("transfer: \(connections) connections, \(megabytes * 1024 * 1024) bytes, all intact"), "\(output)")
         #expect(output.contains("neighbors 2"), "both next hops learned by ARP: \(output)")
     }

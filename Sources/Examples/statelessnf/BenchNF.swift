@@ -6,10 +6,20 @@ import StatelessKit
 import StatelessKitStore
 import StatelessKitDPDK
 
+/// The virtual devices `bench --dpdk` measures on, in order.
+enum BenchDevice: CaseIterable {
+    /// net_null: receiving allocates mbufs, sending frees them.
+    case null
+    /// net_ring: what the port sends comes back to it, through an rte_ring.
+    case ring
+
+    var device: String { self == .null ? "net_null0" : "net_ring0" }
+}
+
 /// A pool whose buffers come in from a DPDK port's receive queue and go out
-/// of its transmit queue, as a forwarding NF's do: with net_null, the
-/// benchmark's packets cross a real port both ways (the benchmark writes
-/// each flow's template into the mbuf it receives, as a NIC would fill it).
+/// of its transmit queue, as a forwarding NF's do: the benchmark's packets
+/// cross a real port both ways (the benchmark writes each flow's template
+/// into the mbuf it receives, as a NIC would fill it).
 final class PortPool: PacketPool {
     let port: DPDKQueue
     let received = PacketBatch(capacity: 32)
@@ -18,7 +28,21 @@ final class PortPool: PacketPool {
     var dataRoom: Int { port.port.pool.dataRoom }
     var headroom: Int { port.port.pool.headroom }
 
-    init(port: DPDKPort) { self.port = DPDKQueue(port: port, queue: 0) }
+    /// A pool over queue 0 of `port`; with `seed`, that many fresh mbufs are
+    /// sent on the port first (a ring port gives them back to receive).
+    init(port: DPDKPort, seed: Int = 0) throws {
+        self.port = DPDKQueue(port: port, queue: 0)
+        let seeds = PacketBatch(capacity: 32)
+        for _ in 0..<seed {
+            guard var packet = port.pool.allocate(), packet.setLength(60) else {
+                throw ValidationError("bench: no mbuf to seed port \(port.id) with")
+            }
+            packet.data.initializeMemory(as: UInt8.self, repeating: 0, count: 60)
+            seeds.append(packet)
+            if seeds.isFull { self.port.send(seeds) }
+        }
+        self.port.send(seeds)
+    }
 
     func allocate() -> Packet? {
         if next == received.count {
@@ -61,7 +85,7 @@ struct NFBenchOptions: ParsableArguments {
     @Flag(help: "Print a machine-readable JSON summary.")
     var json = false
 
-    @Flag(help: "Take each packet's buffer from a DPDK net_null port's receive queue and send it out of its transmit queue (no hugepages), beside dpdk-testpmd's io forwarding on the same device in the same run.")
+    @Flag(help: "Take each packet's buffer from a DPDK port's receive queue and send it out of its transmit queue (no hugepages): a net_null port, then a net_ring port, each beside dpdk-testpmd's io forwarding on the same device in the same run.")
     var dpdk = false
 
     func validate() throws {
@@ -153,38 +177,47 @@ struct BenchNAT: ParsableCommand {
         let nat = try subject(kind, bench: bench, namespace: namespace)
         try store.prepare(nat.schema)
         defer { try? redis?.removeDeployment(namespace: namespace) }
-        let results = Results()
         let workers = bench.workers
         let flowsPerWorker = max(1, bench.flows / workers)
         let options = bench
         let batch = runtime.batch
         let inFlight = runtime.inFlight(for: store)
-        // On DPDK: testpmd's io forwarding on net_null first (a process of its
-        // own), then the EAL here with a net_null port of its own.
-        let testpmd = bench.dpdk ? TestPMD.ioForwarding(seconds: bench.seconds) : nil
-        let port: DPDKPort? = try bench.dpdk ? {
-            try EAL.start(arguments: EAL.defaultArguments() + ["--vdev=net_null0"])
-            return try DPDKPort(id: 0, pool: try MbufPool(name: "bench", count: 8191))
-        }() : nil
-        var threads: [Thread] = []
-        let done = DispatchGroup()
-        for worker in 0..<workers {
-            done.enter()
-            let thread = Thread {
-                defer { done.leave() }
-                do {
-                    results.add(try Self.work(worker: worker, flows: flowsPerWorker, nat: nat, store: store,
-                                              options: options, batch: batch, inFlight: inFlight,
-                                              namespace: namespace, port: port))
-                } catch {
-                    results.fail("\(error)")
+        // On DPDK: testpmd's io forwarding on net_null and on net_ring first
+        // (a process of its own each), then the EAL here with a port of each.
+        let peers = bench.dpdk ? BenchDevice.allCases.map { TestPMD.forwarding(device: $0, seconds: bench.seconds) } : []
+        // And testpmd's macswap on net_null, which touches every packet as the NF does.
+        let macswap = bench.dpdk ? TestPMD.forwarding("macswap", device: .null, seconds: bench.seconds) : nil
+        let ports: [DPDKPort] = try bench.dpdk ? {
+            try EAL.start(arguments: EAL.defaultArguments() + BenchDevice.allCases.map { "--vdev=\($0.device)" })
+            let pool = try MbufPool(name: "bench", count: 8191)
+            return try BenchDevice.allCases.indices.map { try DPDKPort(id: UInt16($0), pool: pool) }
+        }() : []
+        /// Runs the workers (on `port` when given) and gathers what they measured.
+        func runWorkers(port: DPDKPort?, device: BenchDevice?) -> Results {
+            let results = Results()
+            let done = DispatchGroup()
+            for worker in 0..<workers {
+                done.enter()
+                let thread = Thread {
+                    defer { done.leave() }
+                    do {
+                        results.add(try Self.work(worker: worker, flows: flowsPerWorker, nat: nat, store: store,
+                                                  options: options, batch: batch, inFlight: inFlight,
+                                                  namespace: namespace, port: port, device: device))
+                    } catch {
+                        results.fail("\(error)")
+                    }
                 }
+                thread.stackSize = 8 << 20
+                thread.start()
             }
-            thread.stackSize = 8 << 20
-            threads.append(thread)
-            thread.start()
+            done.wait()
+            return results
         }
-        done.wait()
+        let results = runWorkers(port: ports.first, device: ports.isEmpty ? nil : .null)
+        // On DPDK, net_ring after net_null.
+        let ring = ports.count > 1 ? runWorkers(port: ports[1], device: .ring) : nil
+        if let failure = ring?.failure { throw ValidationError(failure) }
         if let failure = results.failure { throw ValidationError(failure) }
         let summary = results.merged
         let measuredAllocations = results.measuredAllocations
@@ -209,8 +242,13 @@ struct BenchNAT: ParsableCommand {
                 "newFlowRatio": bench.newFlowRatio, "mappingsTableBytes": tableBytes,
                 "mappingsTableBytesPerFlow": Double(tableBytes) / Double(capacity),
                 "store": redis == nil ? "memory" : "redis",
-                "testpmdMpps": (try? testpmd?.get()) ?? 0,
-                "shareOfTestpmd": (try? testpmd?.get()).map { mpps / $0 } ?? 0,
+                "testpmdMpps": (try? peers.first?.get()) ?? 0,
+                "shareOfTestpmd": (try? peers.first?.get()).map { mpps / $0 } ?? 0,
+                "testpmdMacswapMpps": (try? macswap?.get()) ?? 0,
+                "shareOfTestpmdMacswap": (try? macswap?.get()).map { mpps / $0 } ?? 0,
+                "ringMpps": ring?.mpps ?? 0,
+                "ringTestpmdMpps": (try? peers.last?.get()) ?? 0,
+                "shareOfRingTestpmd": (try? peers.last?.get()).flatMap { rate in ring.map { $0.mpps / rate } } ?? 0,
                 "storeLimitKeysPerSecond": limit ?? 0,
                 "shareOfStoreLimit": limit.map { mpps * 1e6 * readsPerPacket / $0 } ?? 0,
             ]))
@@ -223,13 +261,20 @@ struct BenchNAT: ParsableCommand {
                                                      slices.last!, slices[slices.count / 2], slices.count)),
             ("allocations", String(format: "%.4f per packet (%d in the measured loops)", allocationsPerPacket, measuredAllocations)),
         ]
-        if let testpmd {
-            switch testpmd {
-            case .success(let rate):
-                rows.append(("testpmd io", String(format: "%.2f Mpps on net_null, same run: the NF at %.0f%% of it", rate, mpps / rate * 100)))
+        for (device, peer) in zip(BenchDevice.allCases, peers) {
+            let rate = device == .null ? mpps : ring?.mpps ?? 0
+            var row = device == .null ? "" : String(format: "the NF %.2f Mpps; ", rate)
+            switch peer {
+            case .success(let peerRate):
+                row += String(format: "testpmd io %.2f Mpps, same run: the NF at %.1f%% of it", peerRate, rate / peerRate * 100)
             case .failure(let error):
-                rows.append(("testpmd io", "not measured: \(error)"))
+                row += "testpmd io not measured: \(error)"
             }
+            rows.append((device.device, row))
+        }
+        if let macswap {
+            rows.append(("macswap", (try? macswap.get()).map { String(format: "testpmd macswap on net_null %.2f Mpps, same run: the NF at %.1f%% of it", $0, mpps / $0 * 100) }
+                         ?? "testpmd macswap not measured"))
         }
         if let limit {
             rows.append(("store limit", String(format: "%.2f M keys/s: pipelined MGET of %d keys, %d in flight, %d connection(s), same server, same run",
@@ -247,10 +292,11 @@ struct BenchNAT: ParsableCommand {
     /// NAT's keys on a connection of its own, as many keys per MGET and as
     /// many in flight), slice by slice, so that both see the same machine.
     static func work(worker: Int, flows: Int, nat: Subject, store: any StateStore, options: NFBenchOptions, batch: Int,
-                     inFlight: Int, namespace: String, port: DPDKPort? = nil) throws -> Measured {
+                     inFlight: Int, namespace: String, port: DPDKPort? = nil, device: BenchDevice? = nil) throws -> Measured {
         // The pool's own type, not an existential: the loop calls it per packet.
         if let port {
-            return try work(pool: PortPool(port: port), worker: worker, flows: flows, nat: nat, store: store,
+            // A ring port gives back what it is sent: packets to circulate.
+            return try work(pool: PortPool(port: port, seed: device == .ring ? 1024 : 0), worker: worker, flows: flows, nat: nat, store: store,
                             options: options, batch: batch, inFlight: inFlight, namespace: namespace)
         }
         return try work(pool: BufferPool(count: batch * (inFlight + 2), dataRoom: max(2048, options.packetSize)),
@@ -432,6 +478,9 @@ struct BenchNAT: ParsableCommand {
             failure = message
             lock.unlock()
         }
+
+        /// The workers' rate together.
+        var mpps: Double { Double(merged.packetsIn) / max(merged.elapsed, 1e-9) / 1e6 }
     }
 }
 

@@ -1,12 +1,15 @@
 import Foundation
 
-/// dpdk-testpmd's io forwarding on a net_null device, for a benchmark's
-/// ratio: run for a few seconds in its own process, its per-second receive
-/// rate read from its statistics.
+/// dpdk-testpmd forwarding on a virtual device, for a benchmark's ratio:
+/// run for a few seconds in its own process, on one forwarding lcore as the
+/// benchmark's one worker, its per-second receive rate read from its
+/// statistics. `io` moves mbufs without touching them; `macswap` swaps each
+/// packet's Ethernet addresses, so it reads and writes every packet.
 enum TestPMD {
-    /// testpmd's median receive rate in Mpps over `seconds` (at least 3),
-    /// or why it could not be measured.
-    static func ioForwarding(seconds: Double) -> Result<Double, TestPMDError> {
+    /// testpmd's median receive rate in Mpps over `seconds` (at least 3) on
+    /// `device` (a net_ring port starts with a burst sent, to circulate), or
+    /// why it could not be measured.
+    static func forwarding(_ mode: String = "io", device: BenchDevice, seconds: Double) -> Result<Double, TestPMDError> {
         guard let path = ["/usr/bin/dpdk-testpmd", "/usr/local/bin/dpdk-testpmd"]
             .first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             return .failure(TestPMDError(description: "dpdk-testpmd is not installed (apt-get install dpdk-dev)"))
@@ -17,8 +20,9 @@ enum TestPMD {
         // which would lose what stdio still buffers.
         process.executableURL = URL(fileURLWithPath: "/usr/bin/stdbuf")
         process.arguments = ["-oL", path, "--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--file-prefix=testpmd-\(getpid())",
-                             "-l", "0-1", "--vdev=net_null0", "--log-level=lib.eal:error", "--",
-                             "--forward-mode=io", "--stats-period=1", "--total-num-mbufs=8192"]
+                             "-l", "0-1", "--vdev=\(device.device)", "--log-level=lib.eal:error", "--",
+                             "--forward-mode=\(mode)", "--stats-period=1", "--total-num-mbufs=8192"]
+            + (device == .ring ? ["--tx-first"] : [])
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
