@@ -75,12 +75,19 @@ let package = Package(
             dependencies: ["StatelessKit", "StatelessKitStore", .product(name: "Atomics", package: "swift-atomics")],
             path: "Sources/Examples/NetworkFunctions"
         ),
+        // Running a fleet of NF instances: failure detection, scaling and
+        // traffic steering, for `statelessnf controller`.
+        .target(
+            name: "Orchestration",
+            dependencies: ["StatelessKitStore", .product(name: "Logging", package: "swift-log")],
+            path: "Sources/Examples/Orchestration"
+        ),
         // Counts allocations in the statelessnf process, for benchmarks.
         .target(name: "CAllocationCounterShim"),
         .executableTarget(
             name: "statelessnf",
             dependencies: [
-                "StatelessKit", "StatelessKitStore", "StatelessKitDPDK", "NetworkFunctions", "CAllocationCounterShim",
+                "StatelessKit", "StatelessKitStore", "StatelessKitDPDK", "NetworkFunctions", "Orchestration", "CAllocationCounterShim",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -116,6 +123,10 @@ let package = Package(
             name: "StoreTestSupport",
             dependencies: ["StatelessKit", "StatelessKitStore"],
             path: "Tests/StoreTestSupport"
+        ),
+        .testTarget(
+            name: "OrchestrationTests",
+            dependencies: ["Orchestration", "StatelessKitStore", "StoreTestSupport"]
         ),
         .testTarget(
             name: "NetworkFunctionsTests",

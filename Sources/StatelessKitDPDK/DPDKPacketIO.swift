@@ -9,7 +9,10 @@ import StatelessKit
 /// Live, a burst of nothing is not the end: the source ends when ``stop()``
 /// is called (on SIGINT or SIGTERM) or, when every queue reads a capture
 /// through net_pcap, once each capture's packets have come.
-public final class DPDKSource: PacketSource {
+///
+/// One worker thread reads it; ``stop()``, ``received`` and ``activity``
+/// are safe from any thread.
+public final class DPDKSource: PacketSource, @unchecked Sendable {
     /// A receive queue and where its packets enter the graph.
     public struct Input {
         /// The queue.
@@ -35,8 +38,13 @@ public final class DPDKSource: PacketSource {
     private let stopped = ManagedAtomic<Bool>(false)
     private var next = 0
     private var counts: [Int]
-    /// Packets received.
-    public private(set) var received = 0
+    private let receivedCount = ManagedAtomic<Int>(0)
+    private let polls = ManagedAtomic<Int>(0)
+    /// Packets received (safe to read from any thread).
+    public var received: Int { receivedCount.load(ordering: .relaxed) }
+    /// How many times the source was read: a worker that polls is alive,
+    /// packets or not (safe to read from any thread).
+    public var activity: Int { polls.load(ordering: .relaxed) }
     /// Packets dropped on receipt (several segments).
     public private(set) var dropped = 0
 
@@ -71,6 +79,7 @@ public final class DPDKSource: PacketSource {
     }
 
     public func read(into batch: PacketBatch, from pool: any PacketPool) throws -> Int {
+        polls.wrappingIncrement(ordering: .relaxed)
         guard !isExhausted else { return 0 }
         let now = Timestamp.wallClock()
         for _ in 0..<inputs.count {
@@ -97,7 +106,7 @@ public final class DPDKSource: PacketSource {
                 count = input.queue.receive(into: batch, as: input.graphPort, at: now, dropped: &droppedNow)
             }
             counts[index] += count
-            received += count - droppedNow
+            if count > droppedNow { receivedCount.wrappingIncrement(by: count - droppedNow, ordering: .relaxed) }
             dropped += droppedNow
             if let link { link.receive(batch, from: before, on: input.queue, now: now) }
             if batch.count > before || batch.isFull { return batch.count - before }

@@ -5,6 +5,7 @@ import Dispatch
 import Foundation
 import StatelessKit
 import StatelessKitDPDK
+import StatelessKitStore
 
 /// `statelessnf run` on DPDK ports: the EAL started with the defaults and
 /// `--eal`, one mbuf pool, every port with a receive and a transmit queue
@@ -42,6 +43,15 @@ struct DPDKRun {
     let count: Int?
     /// Whether to run on after net_pcap captures end.
     let untilSignal: Bool
+
+    /// The instance's place in its deployment: where it reports itself.
+    struct Membership {
+        let registry: InstanceRegistry
+        let name: String
+        let nf: String
+        let interval: Double
+    }
+    let membership: Membership?
     /// How long to wait for the ports' links to come up before running anyway.
     let linkWait: Double = 5
 
@@ -110,6 +120,12 @@ struct DPDKRun {
             return watch
         }
         defer { signals.forEach { $0.cancel() } }
+        let heartbeats = membership.map { membership in
+            HeartbeatSender(registry: membership.registry, name: membership.name, nf: membership.nf, workers: workers,
+                            interval: membership.interval, activity: { sources.map(\.activity) },
+                            packets: { sources.map(\.received).reduce(0, +) })
+        }
+        heartbeats?.start()
         let results = WorkerResults()
         let done = DispatchGroup()
         let (graph, schema, batch, store) = (function.graph, function.schema, runtime.batch, store)
@@ -143,6 +159,7 @@ struct DPDKRun {
             for port in ports.values { gauges.record(port) }
         }
         for port in ports.values { gauges.record(port) }
+        heartbeats?.stop(.stopped)
         if let failure = results.failure { throw ValidationError(failure) }
         var summary = results.merged
         // DPDK's own counts, per port and queue, before the ports close.

@@ -56,6 +56,16 @@ struct RunCommand: ParsableCommand {
     @Option(help: "DPDK: stop after this many packets have been received (all workers).")
     var count: Int?
 
+    @Option(help: ArgumentHelp("DPDK: this instance's name in its deployment: it registers and sends heartbeats (with its load) to the registry, for a controller.",
+                               discussion: "The registry is --registry, or the --store when that is Redis."))
+    var instance: String?
+
+    @Option(help: "The Redis URL of the instance registry (default: the --store, when that is Redis).")
+    var registry: String?
+
+    @Option(help: "Milliseconds between heartbeats.")
+    var heartbeat: Double = 10
+
     @Flag(help: "DPDK: keep running after the captures net_pcap ports read have ended, until SIGINT or SIGTERM (a memif peer keeps its link while it drains).")
     var untilSignal = false
 
@@ -81,6 +91,17 @@ struct RunCommand: ParsableCommand {
             }
         case .dpdk:
             _ = try networks()
+        }
+        if instance == nil && registry != nil { throw ValidationError("--registry needs an --instance name") }
+        if let instance {
+            guard case .dpdk = try endpoints() else { throw ValidationError("--instance is for dpdk: inputs and outputs") }
+            guard !instance.isEmpty, instance.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+                throw ValidationError("--instance \(instance): letters, digits, '-', '_' and '.' only")
+            }
+            guard registry != nil || storeOptions.store != "memory" else {
+                throw ValidationError("--instance: give --registry redis://... (the store is memory)")
+            }
+            guard heartbeat >= 1 && heartbeat <= 10_000 else { throw ValidationError("--heartbeat must be 1 to 10000 ms") }
         }
     }
 
@@ -150,9 +171,20 @@ struct RunCommand: ParsableCommand {
                 wiring.inputs = [(wiring.inputs[0].0, function.inputPort)]
                 wiring.outputs = Dictionary(uniqueKeysWithValues: function.portNames.keys.map { ($0, wiring.outputs[0]!) })
             }
+            var membership: DPDKRun.Membership? = nil
+            if let instance {
+                let url = registry ?? storeOptions.store
+                do {
+                    let endpoint = try RedisEndpoint(url: url)
+                    membership = DPDKRun.Membership(registry: try InstanceRegistry(endpoint, namespace: function.schema.namespace),
+                                                    name: instance, nf: nf.rawValue, interval: heartbeat / 1000)
+                } catch {
+                    throw ValidationError("--registry \(url): \(error)")
+                }
+            }
             let summary = try DPDKRun(function: function, store: store, runtime: runtime, eal: eal, wiring: wiring,
                                       workers: workers, networks: try networks(), count: count,
-                                      untilSignal: untilSignal).run()
+                                      untilSignal: untilSignal, membership: membership).run()
             print(json ? try SummaryPrinter.json(summary) : SummaryPrinter.render(summary, title: title, ports: function.portNames))
             return
         }

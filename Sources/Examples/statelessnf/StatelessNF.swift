@@ -6,7 +6,8 @@ struct StatelessNF: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "statelessnf",
         abstract: "Runs, replays and measures stateless network functions built with StatelessKit.",
-        subcommands: [RunCommand.self, ReplayCommand.self, GraphCommand.self, DemoCommand.self, Bench.self, InspectCommand.self, Dissect.self]
+        subcommands: [RunCommand.self, ReplayCommand.self, GraphCommand.self, DemoCommand.self, Bench.self, InspectCommand.self, Dissect.self,
+                      ControllerCommand.self]
     )
 
     /// Sets up logging (to standard error), then parses and runs the command.
