@@ -141,6 +141,7 @@ public final class ControllerPolicy {
     func size(now: Double) -> [ControllerAction] {
         let count = serving
         var target = count
+        var byLoad = false
         if let desired {
             target = desired
         } else {
@@ -149,8 +150,8 @@ public final class ControllerPolicy {
             aboveSince = settings.scaleOutAbove.flatMap { load > $0 ? (aboveSince ?? now) : nil }
             belowSince = settings.scaleInBelow.flatMap { load < $0 && !active.isEmpty ? (belowSince ?? now) : nil }
             let settled = now - lastScaling >= settings.cooldown && !slots.contains { $0.state == .starting }
-            if settled, let since = aboveSince, now - since >= settings.sustain { target = count + 1 }
-            if settled, let since = belowSince, now - since >= settings.sustain { target = count - 1 }
+            if settled, let since = aboveSince, now - since >= settings.sustain { target = count + 1; byLoad = true }
+            if settled, let since = belowSince, now - since >= settings.sustain { target = count - 1; byLoad = true }
         }
         target = min(max(target, settings.floor), settings.ceiling)
         var actions: [ControllerAction] = []
@@ -162,11 +163,19 @@ public final class ControllerPolicy {
             }
         } else if target < count {
             for _ in target..<count {
-                guard let index = slots.lastIndex(where: { $0.state == .active }) else { break }
-                move(index, to: .draining, now)
+                // Instances still starting go first (they carry no traffic),
+                // then the last active one, drained before it is stopped.
+                if let index = slots.lastIndex(where: { $0.state == .starting }) {
+                    move(index, to: .idle, now)
+                    actions.append(.stop(slots[index].name))
+                } else if let index = slots.lastIndex(where: { $0.state == .active }) {
+                    move(index, to: .draining, now)
+                }
             }
         }
-        if target != count {
+        if target != count && byLoad {
+            // (The cooldown is between steps the load takes; the floor and
+            // commands act at once.)
             lastScaling = now
             aboveSince = nil
             belowSince = nil
