@@ -10,8 +10,9 @@
 # ports over n0 and n1, answering ARP for 10.10.0.1 and 10.20.0.1. With
 # net_tap, there are no veths: the NF's ports create the tap interfaces c0
 # and s0, which are then moved into the client's and the server's namespaces.
-# CONNECTIONS connections at once carry MEGABYTES between them, and every
-# connection's SHA-256 is checked at both ends.
+# CONNECTIONS connections at once carry MEGABYTES between them
+# (Scripts/traffic.py), and every connection's SHA-256 is checked at both
+# ends.
 #
 #   nat       the client's connections leave translated to 10.20.0.1
 #   firewall  routed as they are, tracked by the firewall's rules
@@ -102,22 +103,21 @@ at s ip addr add 10.20.0.2/24 dev s0
 at s ip link set s0 up
 if [ -n "$serverroute" ]; then at s ip route add default via 10.20.0.1; fi
 
-at s python3 "$here/tcp_transfer.py" serve 5001 "$connections" > "$work/server.out" &
+at s python3 "$here/traffic.py" serve --tcp 5001 --connections "$connections" --idle 60 > "$work/server.out" &
 serverpid=$!
 for _ in $(seq 50); do grep -q listening "$work/server.out" 2>/dev/null && break; sleep 0.1; done
 bytes=$(( megabytes * 1024 * 1024 / connections ))
 started=$(date +%s.%N)
-at c timeout 120 python3 "$here/tcp_transfer.py" send "$target" 5001 "$connections" "$bytes" > "$work/client.out" || true
+at c timeout 120 python3 "$here/traffic.py" send "$target" --tcp 5001 --connections "$connections" --bytes "$bytes" \
+    > "$work/client.out" || true
 finished=$(date +%s.%N)
 wait "$serverpid" || true
 kill -TERM "$nfpid"; wait "$nfpid" || echo "the NF ended with status $?" >&2; nfpid=""
 cat "$work/nf.out"; [ -n "${VERBOSE:-}" ] && cat "$work/nf.err" >&2
-grep -v listening "$work/server.out" | sort > "$work/server.sorted"
-sort "$work/client.out" > "$work/client.sorted"
-if grep -q error "$work/client.sorted" || ! cmp -s "$work/server.sorted" "$work/client.sorted" \
-   || [ "$(wc -l < "$work/client.sorted")" != "$connections" ]; then
-    echo "transfer FAILED: client sent" >&2; cat "$work/client.sorted" >&2
-    echo "server received" >&2; cat "$work/server.sorted" >&2
+if ! python3 "$here/traffic.py" check "$work/client.out" "$work/server.out" > "$work/check.out"; then
+    echo "transfer FAILED: $(cat "$work/check.out")" >&2
+    echo "client: $(cat "$work/client.out")" >&2
+    echo "server: $(cat "$work/server.out")" >&2
     tail -20 "$work/nf.err" >&2
     exit 1
 fi

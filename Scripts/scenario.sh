@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# An orchestration scenario on the testbed (Scripts/testbed.sh): real TCP
+# connections and UDP flows from the client namespace to the server's,
+# through a fleet of NF instances that a controller watches, while the
+# scenario's event happens:
+#
+#   failure     2 instances; one is killed with SIGKILL 3 s into the traffic
+#   scale       1 instance; scaled out to 3 at 2 s and back to 1 at 6 s
+#   asymmetric  2 instances; r1 sends every flow through nf1 and r2 every
+#               return through nf2
+#
+# Usage: Scripts/scenario.sh STATELESSNF SCENARIO [--nf nat|firewall|lb] [--store redis|memory]
+#            [--connections N] [--megabytes-each M] [--seconds S] [--out DIR]
+# --store memory runs the traditional design: each instance keeps its state
+# to itself. Prints one JSON line (the scenario, the events, connections
+# intact and broken, UDP datagrams lost, the longest gaps in ms) and leaves
+# DIR/result.json, DIR/timeline.csv (what arrived per 50 ms) and the logs.
+# Needs root, iproute2, ethtool, python3 and redis-server.
+set -euo pipefail
+binary=$(realpath "$1"); scenario=$2; shift 2
+nf=nat; store=redis; connections=20; seconds=8; each=2; out=""
+while [ $# -gt 0 ]; do
+    case $1 in
+    --nf) nf=$2; shift 2 ;;
+    --store) store=$2; shift 2 ;;
+    --connections) connections=$2; shift 2 ;;
+    --megabytes-each) each=$2; shift 2 ;;
+    --seconds) seconds=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+here=$(cd "$(dirname "$0")" && pwd)
+dir=$(mktemp -d /tmp/statelessnf-scenario.XXXXXX)
+out=${out:-$dir/out}
+mkdir -p "$out"
+controller=""
+cleanup() {
+    [ -n "$controller" ] && kill "$controller" 2>/dev/null && wait "$controller" 2>/dev/null || true
+    cp -r "$dir/testbed/logs" "$out/" 2>/dev/null || true
+    "$here/testbed.sh" down --dir "$dir/testbed" >/dev/null 2>&1 || true
+    [ "$out" = "$dir/out" ] || rm -rf "$dir"
+}
+trap cleanup EXIT
+case $scenario in
+failure) slots=2; start=2 ;;
+scale) slots=3; start=1 ;;
+asymmetric) slots=2; start=2 ;;
+*) echo "scenario $scenario: failure, scale or asymmetric" >&2; exit 2 ;;
+esac
+"$here/testbed.sh" up "$binary" --instances "$slots" --nf "$nf" --store "$store" --dir "$dir/testbed" >/dev/null
+# shellcheck disable=SC1091
+. "$dir/testbed/env"
+ns=$(sed -n 's/^namespace: //p' "$dir/testbed/controller.yaml")
+ctl() { "$binary" controller "$@" --registry "$TESTBED_REGISTRY" --namespace "$ns"; }
+"$binary" controller run --config "$dir/testbed/controller.yaml" --stop-instances > "$out/controller.log" 2>&1 &
+controller=$!
+ctl scale "$start" >/dev/null
+steered() { ctl status --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["steered"]))'; }
+for _ in $(seq 300); do [ "$(steered)" = "$start" ] && break; sleep 0.1; done
+[ "$(steered)" = "$start" ] || { echo "the fleet did not come up" >&2; tail "$out/controller.log" >&2; exit 1; }
+sleep 1
+if [ "$scenario" = asymmetric ]; then
+    # The controller stops watching (SIGKILL: the instances it started stay);
+    # each router gets one instance.
+    kill -9 "$controller"; wait "$controller" 2>/dev/null || true; controller=""
+    ip -n skb-r1 nexthop replace id 1000 group 1001 type resilient buckets 256 idle_timer 0
+    ip -n skb-r2 nexthop replace id 1000 group 1002 type resilient buckets 256 idle_timer 0
+fi
+
+udp=6001
+port=5001
+[ "$nf" = lb ] && udp=0   # the load balancer's VIP serves TCP only
+bytes=$(( each * 1024 * 1024 ))
+rate=$(( bytes / seconds ))
+ip netns exec "$TESTBED_SERVER" python3 "$here/traffic.py" serve --tcp "$port" --connections "$connections" \
+    --udp "$udp" --timeline "$out/timeline.csv" --idle 30 > "$out/server.json" &
+server=$!
+for _ in $(seq 50); do grep -q listening "$out/server.json" 2>/dev/null && break; sleep 0.1; done
+began=$(date +%s.%N)
+ip netns exec "$TESTBED_CLIENT" timeout $((seconds * 6 + 60)) python3 "$here/traffic.py" send "$TESTBED_TARGET" \
+    --tcp "$port" --connections "$connections" --bytes "$bytes" --rate "$rate" \
+    --udp "$udp" --flows 10 --pps 200 --duration "$seconds" > "$out/client.json" &
+client=$!
+at() { sleep "$(awk "BEGIN { d = $1 - ($(date +%s.%N) - $began); print (d > 0 ? d : 0) }")"; }
+events=""
+case $scenario in
+failure)
+    at 3
+    victim=$(redis-cli -s "$dir/testbed/redis.sock" hget "{$ns}:instance:nf1" pid)
+    kill -9 "$victim"
+    events="\"kill nf1 at 3 s\""
+    ;;
+scale)
+    at 2; ctl scale 3 >/dev/null
+    at 6; ctl scale 1 >/dev/null
+    events="\"scale to 3 at 2 s\", \"scale to 1 at 6 s\""
+    ;;
+asymmetric) events="\"r1 through nf1, r2 through nf2\"" ;;
+esac
+wait "$client" || true
+wait "$server" || true
+python3 "$here/traffic.py" check "$out/client.json" "$out/server.json" > "$out/check.json" || true
+python3 - "$out/check.json" "$scenario" "$nf" "$store" "[$events]" > "$out/result.json" <<'PY'
+import json, sys
+result = json.load(open(sys.argv[1]))
+result.pop("errors", None)
+print(json.dumps({"scenario": sys.argv[2], "nf": sys.argv[3], "store": sys.argv[4], "events": json.loads(sys.argv[5]), **result}))
+PY
+cat "$out/result.json"
