@@ -1,0 +1,59 @@
+import Foundation
+import StoreTestSupport
+import Testing
+
+/// The orchestration scenarios on real kernel TCP (Scripts/scenario.sh on
+/// the namespace testbed): a fleet of NF instances that share Redis loses
+/// no connection when an instance is killed, when it scales out and in, or
+/// when a flow's two directions cross different instances; the same fleet
+/// with a store per instance (the traditional design) breaks connections.
+/// One scenario at a time: they share the testbed's namespaces.
+@Suite("Orchestration scenarios", .serialized)
+struct OrchestrationScenarioTests {
+    static let note: String? = DPDKRunTests.namespacesNote
+        ?? (RedisServer.executable == nil ? "skipped: redis-server is not installed (make deps installs it)" : nil)
+
+    /// Runs a scenario; its result.
+    static func scenario(_ name: String, nf: String = "nat", store: String) throws -> [String: Any] {
+        let process = Process()
+        process.executableURL = DPDKRunTests.repository.appendingPathComponent("Scripts/scenario.sh")
+        process.arguments = [CommandTests.binary, name, "--nf", nf, "--store", store]
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let error = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(name) \(nf) \(store): \(error)")
+        let line = try #require(output.split(separator: "\n").last, "\(name): no result: \(error)")
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        print("scenario \(line)")
+        return result
+    }
+
+    @Test("the NAT on Redis: kill -9, scale 1 to 3 to 1, asymmetric paths; 20 connections each, none broken",
+          .enabled(if: CommandTests.built && note == nil, Comment(rawValue: note ?? "skipped: the command is not built")),
+          arguments: ["failure", "scale", "asymmetric"])
+    func stateless(scenario: String) throws {
+        let result = try Self.scenario(scenario, store: "redis")
+        #expect(result["connections"] as? Int == 20 && result["broken"] as? Int == 0, "\(result)")
+        #expect((result["udpReceived"] as? Int ?? 0) > 15_000, "the UDP flows get through: \(result)")
+    }
+
+    @Test("the traditional design (a store per instance) breaks connections when an instance dies or paths are asymmetric",
+          .enabled(if: CommandTests.built && note == nil, Comment(rawValue: note ?? "skipped: the command is not built")),
+          arguments: ["failure", "asymmetric"])
+    func traditional(scenario: String) throws {
+        let result = try Self.scenario(scenario, store: "memory")
+        #expect((result["broken"] as? Int ?? 0) > 0, "\(result)")
+    }
+
+    @Test("the firewall and the load balancer on Redis survive an instance's kill -9 with every connection",
+          .enabled(if: CommandTests.built && note == nil, Comment(rawValue: note ?? "skipped: the command is not built")),
+          arguments: ["firewall", "lb"])
+    func otherNFs(nf: String) throws {
+        let result = try Self.scenario("failure", nf: nf, store: "redis")
+        #expect(result["connections"] as? Int == 20 && result["broken"] as? Int == 0, "\(result)")
+    }
+}
