@@ -37,9 +37,25 @@ mkdir -p "$out"
 controller=""
 cleanup() {
     [ -n "$controller" ] && kill "$controller" 2>/dev/null && wait "$controller" 2>/dev/null || true
+    stopped
     cp -r "$dir/testbed/logs" "$out/" 2>/dev/null || true
     "$here/testbed.sh" down --dir "$dir/testbed" >/dev/null 2>&1 || true
     [ "$out" = "$dir/out" ] || rm -rf "$dir"
+}
+# Stops the instances with SIGTERM and waits for them: each writes its
+# summary (packets, drops, latency) to its log as it ends.
+stopped() {
+    for ns in $(ip netns list | awk '{print $1}' | grep '^skb-nf' || true); do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+    done
+    for _ in $(seq 50); do
+        running=0
+        for ns in $(ip netns list | awk '{print $1}' | grep '^skb-nf' || true); do
+            [ -n "$(ip netns pids "$ns" 2>/dev/null)" ] && running=1
+        done
+        [ $running = 0 ] && break
+        sleep 0.1
+    done
 }
 trap cleanup EXIT
 case $scenario in
@@ -100,11 +116,34 @@ asymmetric) events="\"r1 through nf1, r2 through nf2\"" ;;
 esac
 wait "$client" || true
 wait "$server" || true
+[ -n "$controller" ] && { kill "$controller"; wait "$controller" 2>/dev/null || true; controller=""; }
+stopped
 python3 "$here/traffic.py" check "$out/client.json" "$out/server.json" > "$out/check.json" || true
-python3 - "$out/check.json" "$scenario" "$nf" "$store" "[$events]" > "$out/result.json" <<'PY'
-import json, sys
+python3 - "$out/check.json" "$scenario" "$nf" "$store" "[$events]" "$dir/testbed/logs" > "$out/result.json" <<'PY'
+import glob, json, os, sys
 result = json.load(open(sys.argv[1]))
 result.pop("errors", None)
-print(json.dumps({"scenario": sys.argv[2], "nf": sys.argv[3], "store": sys.argv[4], "events": json.loads(sys.argv[5]), **result}))
+# Each instance's summary, the last JSON object in its log (killed ones have none).
+instances = {}
+for path in sorted(glob.glob(os.path.join(sys.argv[6], "nf*.log"))):
+    text = open(path).read()
+    start = text.rfind("\n{\n")
+    if start < 0:
+        continue
+    try:
+        summary = json.loads(text[start + 1:])
+    except ValueError:
+        continue
+    counters = summary.get("counters", {})
+    instances[os.path.basename(path)[:-4]] = {
+        "packets": summary.get("packetsIn", 0),
+        "latencyP50Us": counters.get("dpdk.latency.p50Microseconds"),
+        "latencyP99Us": counters.get("dpdk.latency.p99Microseconds"),
+    }
+p50 = [i["latencyP50Us"] for i in instances.values() if i["latencyP50Us"] is not None]
+p99 = [i["latencyP99Us"] for i in instances.values() if i["latencyP99Us"] is not None]
+print(json.dumps({"scenario": sys.argv[2], "nf": sys.argv[3], "store": sys.argv[4], "events": json.loads(sys.argv[5]),
+                  **result, "latencyP50UsMax": max(p50, default=None), "latencyP99UsMax": max(p99, default=None),
+                  "instances": instances}))
 PY
 cat "$out/result.json"

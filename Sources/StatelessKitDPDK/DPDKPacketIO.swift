@@ -125,6 +125,10 @@ public final class DPDKSink: PacketSink {
     /// full) or that left by a graph port with no queue, by graph port.
     public private(set) var sent: [UInt16: Int] = [:]
     public private(set) var unsent: [UInt16: Int] = [:]
+    /// How long each packet sent spent from its receipt to its send (its
+    /// timestamp, stamped on receipt, to the send's clock): the latency the
+    /// NF adds, store round trips included.
+    public private(set) var latency = LatencyHistogram()
 
     /// A sink sending what leaves by each graph port out of its queue.
     public init(outputs: [UInt16: DPDKQueue], link: LinkLayer? = nil) {
@@ -137,7 +141,9 @@ public final class DPDKSink: PacketSink {
             unsent[port, default: 0] += batch.count
             return
         }
-        link?.prepare(batch, for: out, now: batch.isEmpty ? .zero : batch[0].timestamp)
+        let now = Timestamp.wallClock()
+        for index in 0..<batch.count { latency.record(nanoseconds: now.nanoseconds - batch[index].timestamp.nanoseconds) }
+        link?.prepare(batch, for: out, now: now)
         let count = batch.count
         let taken = out.send(batch)
         sent[port, default: 0] += taken

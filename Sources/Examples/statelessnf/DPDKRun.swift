@@ -170,6 +170,14 @@ struct DPDKRun {
         summary.counters["dpdk.droppedOnReceipt"] = sources.map(\.dropped).reduce(0, +)
         summary.counters["dpdk.sent"] = sinks.map { $0.sent.values.reduce(0, +) }.reduce(0, +)
         summary.counters["dpdk.unsent"] = sinks.map { $0.unsent.values.reduce(0, +) }.reduce(0, +)
+        var latency = LatencyHistogram()
+        for sink in sinks { latency.merge(sink.latency) }
+        if latency.count > 0 {
+            summary.counters["dpdk.latency.p50Microseconds"] = Int(latency.percentile(0.5))
+            summary.counters["dpdk.latency.p99Microseconds"] = Int(latency.percentile(0.99))
+            summary.counters["dpdk.latency.p999Microseconds"] = Int(latency.percentile(0.999))
+            summary.counters["dpdk.latency.maxMicroseconds"] = Int(latency.maximum / 1000)
+        }
         for link in sources.compactMap(\.link) {
             for (name, value) in link.counters { summary.counters["dpdk.link.\(name)", default: 0] += value }
         }

@@ -41,6 +41,10 @@ enum SummaryPrinter {
                 if queues.count > 1 { text += "; received by queue " + queues.map { "\($0.value)" }.joined(separator: "/") }
                 rows.append(("  " + port, text))
             }
+            if let p50 = summary.counters["dpdk.latency.p50Microseconds"] {
+                rows.append(("  latency", "receipt to send: p50 \(p50) µs, p99 \(summary.counters["dpdk.latency.p99Microseconds"] ?? 0) µs, "
+                             + "p99.9 \(summary.counters["dpdk.latency.p999Microseconds"] ?? 0) µs, max \(summary.counters["dpdk.latency.maxMicroseconds"] ?? 0) µs"))
+            }
             let link = summary.counters.filter { $0.key.hasPrefix("dpdk.link.") }
             if !link.isEmpty {
                 rows.append(("  link", list(Dictionary(uniqueKeysWithValues: link.map { (String($0.key.dropFirst(10)), $0.value) }))))
