@@ -10,10 +10,11 @@ DEBIAN_PACKAGES := libdpdk-dev dpdk dpdk-dev libhiredis-dev redis-server pkg-con
 PKGCONFIG_FIX := .build/pkgconfig
 export PKG_CONFIG_PATH := $(CURDIR)/$(PKGCONFIG_FIX)
 SHARED ?= $(CURDIR)/../shared
+EVAL ?= /tmp/statelessnf-evaluation
 export STATELESSKIT_SHARED := $(SHARED)
 SWIFT_BUILD_FLAGS ?=
 
-.PHONY: demo test deps pkgconfig build release fuzz fuzz-short fuzz-build bench-parser bench-nat bench-nat-redis bench-redis bench-lb bench-firewall fixtures clean
+.PHONY: evaluation demo test deps pkgconfig build release fuzz fuzz-short fuzz-build bench-parser bench-nat bench-nat-redis bench-redis bench-lb bench-firewall fixtures clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do \
@@ -46,6 +47,13 @@ release: pkgconfig
 # thousands of flows; one fails halfway; beside the traditional design.
 demo: release
 	.build/release/statelessnf demo
+
+# Every orchestration scenario for every NF, on the shared store and on a
+# store per instance, with plots (Documentation/Evaluation.md). Root.
+evaluation: release
+	@dpkg-query -W -f='$${Status}' python3-matplotlib 2>/dev/null | grep -q "ok installed" || \
+	  { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; $$SUDO apt-get install -y -qq --no-install-recommends python3-matplotlib >/dev/null; }
+	PATH=/usr/bin:$$PATH Scripts/evaluate.sh .build/release/statelessnf $(EVAL)
 
 # The whole suite: unit and trace tests (a redis-server and DPDK virtual
 # devices are started by the tests themselves), the check that a

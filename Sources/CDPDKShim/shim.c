@@ -5,12 +5,18 @@
 // file is compiled for that target.
 #pragma clang attribute push(__attribute__((target("sse4.2,popcnt"))), apply_to = function)
 
-// rte_thread_register is still marked experimental in DPDK 22.11.
+// rte_thread_register is still marked experimental in DPDK 22.11;
+// pthread_{get,set}affinity_np are GNU extensions.
 #define ALLOW_EXPERIMENTAL_API 1
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
 
 #include "CDPDKShim.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <string.h>
 
 #include <rte_eal.h>
@@ -20,7 +26,6 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
-int sk_eal_init(int argc, char **argv) { return rte_eal_init(argc, argv); }
 
 int sk_eal_cleanup(void) { return rte_eal_cleanup(); }
 
@@ -104,7 +109,23 @@ int sk_eth_queue_stats(uint16_t port, uint16_t queue, struct sk_queue_stats *sta
     return 0;
 }
 
-int sk_thread_register(void) { return rte_thread_register(); }
+// The CPUs the process could run on before the EAL pinned its main thread.
+static cpu_set_t sk_process_cpus;
+static int sk_process_cpus_saved;
+
+int sk_eal_init(int argc, char **argv) {
+    if (!sk_process_cpus_saved &&
+        pthread_getaffinity_np(pthread_self(), sizeof sk_process_cpus, &sk_process_cpus) == 0)
+        sk_process_cpus_saved = 1;
+    return rte_eal_init(argc, argv);
+}
+
+int sk_thread_register(void) {
+    int rc = rte_thread_register();
+    if (rc == 0 && sk_process_cpus_saved)
+        pthread_setaffinity_np(pthread_self(), sizeof sk_process_cpus, &sk_process_cpus);
+    return rc;
+}
 
 void sk_thread_unregister(void) { rte_thread_unregister(); }
 

@@ -13,7 +13,8 @@
 struct rte_mbuf;
 struct rte_mempool;
 
-/// rte_eal_init. DPDK keeps the argv strings: pass strings that live for the
+/// rte_eal_init (first noting the CPUs the calling thread may run on, for
+/// sk_thread_register). DPDK keeps the argv strings: pass strings that live for the
 /// rest of the process. Returns the number of arguments parsed, or -1 with
 /// the reason in sk_errno().
 int sk_eal_init(int argc, char **argv);
@@ -80,7 +81,9 @@ struct sk_queue_stats {
 int sk_eth_queue_stats(uint16_t port, uint16_t queue, struct sk_queue_stats *stats);
 
 /// rte_thread_register: makes the calling thread an EAL thread with an lcore
-/// id of its own (so that mempool caches serve it). Returns 0 or -1 with
+/// id of its own (so that mempool caches serve it), free to run on any CPU
+/// the process could before rte_eal_init pinned the main thread to its main
+/// lcore (threads it starts would inherit that pin). Returns 0 or -1 with
 /// the reason in sk_errno().
 int sk_thread_register(void);
 /// rte_thread_unregister.
