@@ -25,7 +25,7 @@ enum TestPMD {
             + (device == .ring ? ["--tx-first"] : [])
         let out = Pipe()
         process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
+        process.standardError = out
         process.standardInput = FileHandle.nullDevice
         do { try process.run() } catch { return .failure(TestPMDError(description: "dpdk-testpmd: \(error)")) }
         Thread.sleep(forTimeInterval: max(3, seconds) + 2)
@@ -40,7 +40,10 @@ enum TestPMD {
                   value > 0 else { return nil }
             return value / 1e6
         }.sorted()
-        guard !rates.isEmpty else { return .failure(TestPMDError(description: "dpdk-testpmd reported no rate")) }
+        guard !rates.isEmpty else {
+            let last = text.split(separator: "\n").suffix(3).joined(separator: " / ")
+            return .failure(TestPMDError(description: "dpdk-testpmd reported no rate (it said: \(last.isEmpty ? "nothing" : last))"))
+        }
         return .success(rates[rates.count / 2])
     }
 }
