@@ -16,7 +16,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-EVENTS = {"failure": [(3, "kill -9 nf1")], "scale": [(2, "scale to 3"), (6, "scale to 1")], "asymmetric": []}
+EVENTS = {"failure": [(3, "kill -9 nf1")], "scale": [(2, "scale to 3"), (6, "scale to 1")], "asymmetric": [],
+          "autoscale": []}
+SCENARIOS = ("failure", "scale", "asymmetric", "autoscale")
 LABELS = {"redis": "state in Redis (StatelessKit)", "memory": "state per instance (traditional)"}
 
 
@@ -41,7 +43,7 @@ def main(out):
                 result = json.loads(line)
                 results[(result["nf"], result["scenario"], result["store"])] = result
     for nf in sorted({key[0] for key in results}):
-        for scenario in ("failure", "scale", "asymmetric"):
+        for scenario in SCENARIOS:
             figure, axes = plt.subplots(figsize=(8, 3.8))
             drawn = False
             for store in ("redis", "memory"):
@@ -56,6 +58,16 @@ def main(out):
             if not drawn:
                 plt.close(figure)
                 continue
+            fleet = os.path.join(out, f"{nf}-{scenario}-redis", "fleet.csv")
+            if scenario in ("scale", "autoscale") and os.path.exists(fleet):
+                with open(fleet) as source:
+                    rows = [row for row in csv.DictReader(source) if row["instances"].strip()]
+                other = axes.twinx()
+                other.step([float(r["seconds"]) for r in rows], [int(r["instances"]) for r in rows], where="post",
+                           color="green", linewidth=0.8, label="instances receiving traffic (Redis run)")
+                other.set_ylabel("instances")
+                other.set_ylim(0, 4)
+                other.legend(fontsize=8, loc="upper right")
             for at, text in EVENTS[scenario]:
                 axes.axvline(at, color="grey", linestyle="--", linewidth=0.8)
                 axes.text(at, axes.get_ylim()[1] * 0.95, " " + text, fontsize=8, va="top")

@@ -49,11 +49,30 @@ struct OrchestrationScenarioTests {
         #expect((result["broken"] as? Int ?? 0) > 0, "\(result)")
     }
 
-    @Test("the firewall and the load balancer on Redis survive an instance's kill -9 with every connection",
+    @Test("the firewall and the load balancer on Redis: kill -9, scale 1 to 3 to 1 and asymmetric paths with every connection",
           .enabled(if: CommandTests.built && note == nil, Comment(rawValue: note ?? "skipped: the command is not built")),
-          arguments: ["firewall", "lb"])
-    func otherNFs(nf: String) throws {
-        let result = try Self.scenario("failure", nf: nf, store: "redis")
+          arguments: ["firewall", "lb"], ["failure", "scale", "asymmetric"])
+    func otherNFs(nf: String, scenario: String) throws {
+        let result = try Self.scenario(scenario, nf: nf, store: "redis")
         #expect(result["connections"] as? Int == 20 && result["broken"] as? Int == 0, "\(result)")
+    }
+
+    @Test("an instance paused for 0.3 s is steered away and back, never restarted, and no connection breaks",
+          .enabled(if: CommandTests.built && note == nil, Comment(rawValue: note ?? "skipped: the command is not built")))
+    func wronglySuspected() throws {
+        let result = try Self.scenario("pause", store: "redis")
+        #expect(result["broken"] as? Int == 0, "\(result)")
+        let events = (result["events"] as? [String] ?? []).joined(separator: "; ")
+        let pids = events.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .punctuationCharacters)) }
+        #expect(pids.count >= 2 && pids[0] == pids[1], "the same process before and after: \(events)")
+        #expect(events.contains("steering changes"), "\(events)")
+    }
+
+    @Test("the load policy scales the fleet out while traffic lasts and back to its floor after, breaking no connection",
+          .enabled(if: CommandTests.built && note == nil, Comment(rawValue: note ?? "skipped: the command is not built")))
+    func autoscale() throws {
+        let result = try Self.scenario("autoscale", store: "redis")
+        #expect(result["broken"] as? Int == 0, "\(result)")
+        #expect((result["fleetMax"] as? Int ?? 0) >= 2 && result["fleetEnd"] as? Int == 1, "\(result)")
     }
 }

@@ -6,7 +6,8 @@ import StatelessKitStore
 /// from a thread of its own, every `interval`, as long as every worker keeps
 /// polling: a worker that hangs stops the heartbeats as surely as a process
 /// that dies. Each heartbeat carries the packets received so far and the
-/// rate since the last one. A registry that cannot be reached is logged
+/// rate over the last second (a controller's load policy wants the rate,
+/// not one heartbeat's burst). A registry that cannot be reached is logged
 /// once and retried at each beat; the packets flow meanwhile.
 final class HeartbeatSender: @unchecked Sendable {
     let registry: InstanceRegistry
@@ -17,6 +18,8 @@ final class HeartbeatSender: @unchecked Sendable {
     private var ending = false
     private var ended = false
     private var report: InstanceReport
+    /// (milliseconds, packets) of the heartbeats of the last second.
+    private var recent: [(Int64, Int)] = []
 
     /// A sender for instance `name` running `nf` with `workers` workers;
     /// `activity` gives each worker's poll count, `packets` the packets
@@ -78,8 +81,11 @@ final class HeartbeatSender: @unchecked Sendable {
     private func send(activity: [Int], force: Bool, failing: Bool = false) -> Bool {
         let now = Self.milliseconds()
         let received = packets()
-        let seconds = Double(now - report.sent) / 1000
-        if seconds > 0 { report.packetsPerSecond = Double(received - report.packets) / seconds }
+        recent.append((now, received))
+        if let cut = recent.firstIndex(where: { now - $0.0 <= 1000 }), cut > 0 { recent.removeFirst(cut - 1) }
+        if let oldest = recent.first, now > oldest.0 {
+            report.packetsPerSecond = Double(received - oldest.1) / (Double(now - oldest.0) / 1000)
+        }
         report.packets = received
         report.sent = now
         report.sequence += 1
