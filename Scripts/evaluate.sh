@@ -16,7 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
 : > "$out/results.jsonl"
 for nf in $nfs; do
-    for scenario in failure scale asymmetric autoscale; do
+    for scenario in failure scale asymmetric pause autoscale; do
         for store in redis memory; do
             run="$out/$nf-$scenario-$store"
             rm -rf "$run"

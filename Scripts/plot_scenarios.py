@@ -17,8 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 EVENTS = {"failure": [(3, "kill -9 nf1")], "scale": [(2, "scale to 3"), (6, "scale to 1")], "asymmetric": [],
-          "autoscale": []}
-SCENARIOS = ("failure", "scale", "asymmetric", "autoscale")
+          "autoscale": [], "pause": [(3, "SIGSTOP nf1"), (3.3, "SIGCONT")]}
+SCENARIOS = ("failure", "scale", "asymmetric", "pause", "autoscale")
 LABELS = {"redis": "state in Redis (StatelessKit)", "memory": "state per instance (traditional)"}
 
 

@@ -63,8 +63,10 @@ struct OrchestrationScenarioTests {
         let result = try Self.scenario("pause", store: "redis")
         #expect(result["broken"] as? Int == 0, "\(result)")
         let events = (result["events"] as? [String] ?? []).joined(separator: "; ")
-        let pids = events.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .punctuationCharacters)) }
-        #expect(pids.count >= 2 && pids[0] == pids[1], "the same process before and after: \(events)")
+        // "nf1 pid P before, Q after"
+        let pids = events.components(separatedBy: "pid ").last?.split(separator: " ").prefix(3)
+            .compactMap { Int($0.trimmingCharacters(in: .punctuationCharacters)) } ?? []
+        #expect(pids.count == 2 && pids[0] == pids[1] && pids[0] > 0, "the same process before and after: \(events)")
         #expect(events.contains("steering changes"), "\(events)")
     }
 
