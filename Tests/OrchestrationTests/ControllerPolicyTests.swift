@@ -194,3 +194,26 @@ struct ControllerPolicyTests {
         }
     }
 }
+
+/// What the controller does when it, not the instances, was slow.
+@Suite("Controller policy when the controller stalls")
+struct ControllerStallTests {
+    @Test("a controller that could not look for a while gives every instance a fresh window; all suspected at once, traffic stays with them")
+    func stalls() {
+        let policy = ControllerPolicy(settings: ControllerPolicyTests.settings(), slots: ["a", "b", "c"])
+        let fleet = ControllerPolicyTests.Fleet()
+        _ = ControllerPolicyTests.running(policy, fleet, ["a", "b"])
+        // The controller's own loop stalls for 200 ms; the instances' beats of that time are not seen yet.
+        fleet.now += 0.2
+        #expect(policy.step(now: fleet.now, reports: fleet.reports).isEmpty, "no instance suspected for the controller's stall")
+        // Both go silent while the controller runs: both suspected, but traffic has nowhere else to go.
+        var actions: [ControllerAction] = []
+        for _ in 0..<10 {
+            fleet.now += 0.005
+            actions += policy.step(now: fleet.now, reports: fleet.reports)
+        }
+        #expect(policy.slots[0].state == .suspected && policy.slots[1].state == .suspected)
+        #expect(!actions.contains(.steer([])), "never steered to nobody: \(actions)")
+        #expect(policy.steered == ["a", "b"])
+    }
+}

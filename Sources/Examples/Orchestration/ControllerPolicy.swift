@@ -56,6 +56,7 @@ public final class ControllerPolicy {
     /// The instances traffic goes to now.
     public private(set) var steered: [String]? = nil
     var lastScaling = -Double.infinity
+    var lastStep = -Double.infinity
     var aboveSince: Double? = nil
     var belowSince: Double? = nil
 
@@ -72,16 +73,29 @@ public final class ControllerPolicy {
     /// and the slots whose process is known to have ended. Returns what to do,
     /// in order.
     public func step(now: Double, reports: [String: InstanceReport], ended: Set<String> = []) -> [ControllerAction] {
+        // A controller that could not look for longer than the heartbeat
+        // timeout (its machine stalled, the registry was slow) has not seen
+        // the heartbeats of that time: it gives every instance a fresh
+        // window rather than take them all for failed.
+        if now - lastStep > settings.heartbeatTimeout {
+            for index in slots.indices where slots[index].state == .active { slots[index].heard = max(slots[index].heard, now) }
+        }
+        lastStep = now
         var actions: [ControllerAction] = []
         for index in slots.indices {
             if let report = reports[slots[index].name] { observe(index, report, now) }
             actions += transition(index, now: now, ended: ended.contains(slots[index].name))
         }
         actions += size(now: now)
-        let active = slots.filter { $0.state == .active }.map(\.name)
-        if active != steered {
-            steered = active
-            actions.append(.steer(active))
+        var target = slots.filter { $0.state == .active }.map(\.name)
+        if target.isEmpty {
+            // Steering away helps only if there is somewhere to go: with
+            // every instance suspected, traffic stays with them.
+            target = slots.filter { $0.state == .suspected }.map(\.name)
+        }
+        if target != steered {
+            steered = target
+            actions.append(.steer(target))
         }
         return actions
     }

@@ -51,7 +51,7 @@ final class HeartbeatSender: @unchecked Sendable {
         while !ended { condition.wait() }
         condition.unlock()
         report.state = state
-        send(activity: [], force: true)
+        send(force: true)
     }
 
     private func loop() {
@@ -68,7 +68,7 @@ final class HeartbeatSender: @unchecked Sendable {
             let alive = lastActivity.isEmpty || zip(current, lastActivity).allSatisfy { $0 != $1 }
             lastActivity = current
             guard alive else { continue }
-            failing = !send(activity: current, force: false, failing: failing)
+            failing = !send(force: false, failing: failing)
         }
         condition.lock()
         ended = true
@@ -78,7 +78,7 @@ final class HeartbeatSender: @unchecked Sendable {
 
     /// Sends the report; returns whether it went.
     @discardableResult
-    private func send(activity: [Int], force: Bool, failing: Bool = false) -> Bool {
+    private func send(force: Bool, failing: Bool = false) -> Bool {
         let now = Self.milliseconds()
         let received = packets()
         recent.append((now, received))

@@ -72,9 +72,21 @@ public struct InstanceReport: Sendable, Equatable {
 /// one round trip per instance and, being in the same store, needs no
 /// channel of its own to the instances.
 ///
-/// One connection, used by one thread at a time.
+/// One connection (made again after a failure), used by one thread at a
+/// time.
 public final class InstanceRegistry {
-    let connection: RedisConnection
+    let endpoint: RedisEndpoint
+    /// The connection, made again after one fails (a hiredis context that
+    /// timed out or lost its socket cannot be used again).
+    private var current: RedisConnection?
+    var connection: RedisConnection {
+        get throws(RedisError) {
+            if let current { return current }
+            let made = try RedisConnection(endpoint)
+            current = made
+            return made
+        }
+    }
     /// The deployment's namespace (an NF's `namespace`).
     public let namespace: String
     /// How long a report outlives its instance's last heartbeat.
@@ -82,7 +94,8 @@ public final class InstanceRegistry {
 
     /// A registry of the deployment `namespace` on `endpoint`.
     public init(_ endpoint: RedisEndpoint, namespace: String, retention: Double = 60) throws(RedisError) {
-        connection = try RedisConnection(endpoint)
+        self.endpoint = endpoint
+        current = try RedisConnection(endpoint)
         self.namespace = namespace
         self.retention = retention
     }
@@ -101,19 +114,19 @@ public final class InstanceRegistry {
 
     /// Writes `report` (a heartbeat).
     public func beat(_ report: InstanceReport) throws(RedisError) {
-        try check(connection.command(["EVAL", Self.beatScript, "2", setKey, key(report.name), report.name,
+        try check(command(["EVAL", Self.beatScript, "2", setKey, key(report.name), report.name,
                                       "\(Int(retention * 1000))"] + report.fields))
     }
 
     /// Every instance's last report, by name (instances whose report has
     /// expired are left out, and forgotten).
     public func reports() throws(RedisError) -> [String: InstanceReport] {
-        guard case .array(let names) = try connection.command(["SMEMBERS", setKey]) else { return [:] }
+        guard case .array(let names) = try command(["SMEMBERS", setKey]) else { return [:] }
         var reports: [String: InstanceReport] = [:]
         for case .bulk(let bytes) in names {
             let name = String(decoding: bytes, as: UTF8.self)
-            guard case .array(let flat) = try connection.command(["HGETALL", key(name)]), !flat.isEmpty else {
-                _ = try connection.command(["SREM", setKey, name])
+            guard case .array(let flat) = try command(["HGETALL", key(name)]), !flat.isEmpty else {
+                _ = try command(["SREM", setKey, name])
                 continue
             }
             var fields: [String: String] = [:]
@@ -131,8 +144,8 @@ public final class InstanceRegistry {
 
     /// Forgets an instance.
     public func remove(_ name: String) throws(RedisError) {
-        _ = try connection.command(["SREM", setKey, name])
-        _ = try connection.command(["DEL", key(name)])
+        _ = try command(["SREM", setKey, name])
+        _ = try command(["DEL", key(name)])
     }
 
     // MARK: The controller's side
@@ -144,13 +157,13 @@ public final class InstanceRegistry {
     /// whatever else it says), for `statelessnf controller status`.
     public func publishView(_ fields: [String: String]) throws(RedisError) {
         let flat = fields.sorted { $0.key < $1.key }.flatMap { [$0.key, $0.value] }
-        try check(connection.command(["EVAL", "redis.call('DEL', KEYS[1]) if #ARGV > 0 then redis.call('HSET', KEYS[1], unpack(ARGV)) end return 1",
+        try check(command(["EVAL", "redis.call('DEL', KEYS[1]) if #ARGV > 0 then redis.call('HSET', KEYS[1], unpack(ARGV)) end return 1",
                                       "1", viewKey] + flat))
     }
 
     /// The controller's last published view.
     public func view() throws(RedisError) -> [String: String] {
-        guard case .array(let flat) = try connection.command(["HGETALL", viewKey]) else { return [:] }
+        guard case .array(let flat) = try command(["HGETALL", viewKey]) else { return [:] }
         var fields: [String: String] = [:]
         var index = 0
         while index + 1 < flat.count {
@@ -164,13 +177,24 @@ public final class InstanceRegistry {
 
     /// Sets the fleet's size on command (`nil`: the load decides again).
     public func setDesired(_ count: Int?) throws(RedisError) {
-        try check(connection.command(count.map { ["SET", desiredKey, "\($0)"] } ?? ["DEL", desiredKey]))
+        try check(command(count.map { ["SET", desiredKey, "\($0)"] } ?? ["DEL", desiredKey]))
     }
 
     /// The fleet's size on command, if one is set.
     public func desired() throws(RedisError) -> Int? {
-        guard case .bulk(let bytes) = try connection.command(["GET", desiredKey]) else { return nil }
+        guard case .bulk(let bytes) = try command(["GET", desiredKey]) else { return nil }
         return Int(String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// Sends a command; a failed connection is dropped, to be made again
+    /// at the next call.
+    func command(_ arguments: [String]) throws(RedisError) -> RedisReply {
+        do {
+            return try connection.command(arguments)
+        } catch {
+            current = nil
+            throw error
+        }
     }
 
     func check(_ reply: RedisReply) throws(RedisError) {
