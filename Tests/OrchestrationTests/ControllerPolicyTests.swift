@@ -198,13 +198,15 @@ struct ControllerPolicyTests {
 /// What the controller does when it, not the instances, was slow.
 @Suite("Controller policy when the controller stalls")
 struct ControllerStallTests {
-    @Test("a controller that could not look for a while gives every instance a fresh window; all suspected at once, traffic stays with them")
+    @Test("a controller that could not look for a while suspects no instance that beat meanwhile; all suspected at once, traffic stays with them")
     func stalls() {
         let policy = ControllerPolicy(settings: ControllerPolicyTests.settings(), slots: ["a", "b", "c"])
         let fleet = ControllerPolicyTests.Fleet()
         _ = ControllerPolicyTests.running(policy, fleet, ["a", "b"])
-        // The controller's own loop stalls for 200 ms; the instances' beats of that time are not seen yet.
+        // The controller's own loop stalls for 200 ms while the instances beat.
         fleet.now += 0.2
+        fleet.beat("a")
+        fleet.beat("b")
         #expect(policy.step(now: fleet.now, reports: fleet.reports).isEmpty, "no instance suspected for the controller's stall")
         // Both go silent while the controller runs: both suspected, but traffic has nowhere else to go.
         var actions: [ControllerAction] = []

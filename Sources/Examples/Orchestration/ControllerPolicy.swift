@@ -56,7 +56,6 @@ public final class ControllerPolicy {
     /// The instances traffic goes to now.
     public private(set) var steered: [String]? = nil
     var lastScaling = -Double.infinity
-    var lastStep = -Double.infinity
     var aboveSince: Double? = nil
     var belowSince: Double? = nil
 
@@ -73,14 +72,9 @@ public final class ControllerPolicy {
     /// and the slots whose process is known to have ended. Returns what to do,
     /// in order.
     public func step(now: Double, reports: [String: InstanceReport], ended: Set<String> = []) -> [ControllerAction] {
-        // A controller that could not look for longer than the heartbeat
-        // timeout (its machine stalled, the registry was slow) has not seen
-        // the heartbeats of that time: it gives every instance a fresh
-        // window rather than take them all for failed.
-        if now - lastStep > settings.heartbeatTimeout {
-            for index in slots.indices where slots[index].state == .active { slots[index].heard = max(slots[index].heard, now) }
-        }
-        lastStep = now
+        // (A controller that stalls sees, at its next look, the sequences
+        // that moved meanwhile: only instances that really went silent are
+        // suspected.)
         var actions: [ControllerAction] = []
         for index in slots.indices {
             if let report = reports[slots[index].name] { observe(index, report, now) }
