@@ -64,7 +64,10 @@ test: pkgconfig
 	Scripts/check-consumer.sh
 	$(MAKE) --no-print-directory fuzz-short
 	swift build --build-tests $(SWIFT_BUILD_FLAGS)
-	swift test --skip-build $(SWIFT_BUILD_FLAGS)
+	swift test --skip-build --skip OrchestrationScenarioTests $(SWIFT_BUILD_FLAGS)
+	@# The fleet scenarios last, on a quiet machine: they measure a fleet of
+	@# busy-polling instances on two cores.
+	swift test --skip-build --filter OrchestrationScenarioTests $(SWIFT_BUILD_FLAGS)
 
 # The fuzz targets (the parser, and the capture reader), built with
 # libFuzzer and AddressSanitizer; seeded from the captures.

@@ -83,7 +83,12 @@ ctl() { "$binary" controller "$@" --registry "$TESTBED_REGISTRY" --namespace "$n
 "$binary" controller run --config "$dir/testbed/controller.yaml" --stop-instances > "$out/controller.log" 2>&1 &
 controller=$!
 ctl scale "$start" >/dev/null
-steered() { ctl status --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["steered"]))'; }
+# How many instances traffic goes to, as the controller last published.
+steered() {
+    local list
+    list=$(redis-cli -s "$dir/testbed/redis.sock" hget "{$ns}:controller" steered 2>/dev/null || true)
+    if [ -z "$list" ]; then echo 0; else echo "$list" | tr ',' '\n' | grep -c .; fi
+}
 ready=$([ "$start" = auto ] && echo 1 || echo "$start")
 for _ in $(seq 300); do [ "$(steered)" = "$ready" ] && break; sleep 0.1; done
 [ "$(steered)" = "$ready" ] || { echo "the fleet did not come up" >&2; tail "$out/controller.log" >&2; exit 1; }
@@ -125,7 +130,7 @@ case $scenario in
 failure)
     at 3
     victim=$(redis-cli -s "$dir/testbed/redis.sock" hget "{$ns}:instance:nf1" pid)
-    kill -9 "$victim"
+    kill -9 "$victim" || { echo "nf1 ($victim) was not running at 3 s" >&2; exit 1; }
     events="\"kill nf1 at 3 s\""
     ;;
 scale)

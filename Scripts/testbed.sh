@@ -133,7 +133,7 @@ for _ in $(seq 50); do [ -S "$dir/redis.sock" ] && break; sleep 0.1; done
     echo "instances:"
     for i in $(seq "$instances"); do
         echo "  - name: nf$i"
-        echo "    command: ip netns exec $p-nf$i $binary run $nf $sides $options --store $storeurl --registry redis+unix://$dir/redis.sock --instance nf$i --json --address dpdk:0=10.1.$i.2/24,gateway=10.1.$i.1 --address dpdk:1=10.2.$i.2/24,gateway=10.2.$i.1 --eal \"--vdev=net_af_packet0,iface=in --vdev=net_af_packet1,iface=out\""
+        echo "    command: ip netns exec $p-nf$i $binary run $nf $sides $options --store $storeurl --registry redis+unix://$dir/redis.sock --instance nf$i --json --idle-sleep 100 --address dpdk:0=10.1.$i.2/24,gateway=10.1.$i.1 --address dpdk:1=10.2.$i.2/24,gateway=10.2.$i.1 --eal \"--vdev=net_af_packet0,iface=in --vdev=net_af_packet1,iface=out\""
     done
     echo "steering:"
     echo "  routers:"

@@ -52,6 +52,8 @@ struct DPDKRun {
         let interval: Double
     }
     let membership: Membership?
+    /// Seconds a quiet worker sleeps between polls (0: none).
+    let idleSleep: Double
     /// How long to wait for the ports' links to come up before running anyway.
     let linkWait: Double = 5
 
@@ -128,7 +130,7 @@ struct DPDKRun {
         heartbeats?.start()
         let results = WorkerResults()
         let done = DispatchGroup()
-        let (graph, schema, batch, store) = (function.graph, function.schema, runtime.batch, store)
+        let (graph, schema, batch, store, idleSleep) = (function.graph, function.schema, runtime.batch, store, idleSleep)
         for worker in 0..<workers {
             done.enter()
             // Each worker's source and sink are its own from here on.
@@ -141,7 +143,7 @@ struct DPDKRun {
                     defer { EAL.unregisterThread() }
                     let runner = GraphRunner(graph: graph, pool: pool, session: try store.makeSession(for: schema),
                                              batchCapacity: batch, inFlight: inFlight)
-                    let summary = try Driver(runner: runner, pool: pool, clock: .wall).run(source, into: sink)
+                    let summary = try Driver(runner: runner, pool: pool, clock: .wall, idleSleep: idleSleep).run(source, into: sink)
                     try sink.close()
                     results.add(summary)
                 } catch {

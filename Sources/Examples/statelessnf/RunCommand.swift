@@ -66,6 +66,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Milliseconds between heartbeats.")
     var heartbeat: Double = 10
 
+    @Option(help: "DPDK: microseconds a worker sleeps between polls once its ports have been quiet for 100 polls (0: poll without pause). Several instances sharing few cores want it.")
+    var idleSleep: Double = 0
+
     @Flag(help: "DPDK: keep running after the captures net_pcap ports read have ended, until SIGINT or SIGTERM (a memif peer keeps its link while it drains).")
     var untilSignal = false
 
@@ -84,10 +87,11 @@ struct RunCommand: ParsableCommand {
     func validate() throws {
         guard (1...64).contains(workers) else { throw ValidationError("--workers must be 1 to 64, not \(workers)") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1, not \(count)") }
+        guard (0...100_000).contains(idleSleep) else { throw ValidationError("--idle-sleep must be 0 to 100000 microseconds") }
         switch try endpoints() {
         case .pcap:
-            guard eal == nil, address.isEmpty, count == nil, !untilSignal else {
-                throw ValidationError("--eal, --address, --count and --until-signal are for dpdk: inputs and outputs")
+            guard eal == nil, address.isEmpty, count == nil, !untilSignal, idleSleep == 0 else {
+                throw ValidationError("--eal, --address, --count, --idle-sleep and --until-signal are for dpdk: inputs and outputs")
             }
         case .dpdk:
             _ = try networks()
@@ -184,7 +188,7 @@ struct RunCommand: ParsableCommand {
             }
             let summary = try DPDKRun(function: function, store: store, runtime: runtime, eal: eal, wiring: wiring,
                                       workers: workers, networks: try networks(), count: count,
-                                      untilSignal: untilSignal, membership: membership).run()
+                                      untilSignal: untilSignal, membership: membership, idleSleep: idleSleep / 1e6).run()
             print(json ? try SummaryPrinter.json(summary) : SummaryPrinter.render(summary, title: title, ports: function.portNames))
             return
         }

@@ -69,16 +69,24 @@ public final class Driver {
     let pool: any PacketPool
     let clock: RuntimeClock
     let expiryBudget: Int
+    let idleSleep: Double
     let metrics: MetricsPublisher
     var now = Timestamp.zero
     var expired = 0
 
-    /// A driver for `runner`, whose packets come from `pool`.
-    public init(runner: GraphRunner, pool: any PacketPool, clock: RuntimeClock, expiryBudget: Int = 1024) {
+    /// A driver for `runner`, whose packets come from `pool`. With
+    /// `idleSleep` (seconds), a live source that has brought nothing for 100
+    /// polls in a row, with nothing in flight, is polled again only after
+    /// that long: a worker then leaves its core to others (several instances
+    /// on few cores) at the cost of up to `idleSleep` for the first packet
+    /// after a quiet spell. Zero polls without pause, as DPDK does.
+    public init(runner: GraphRunner, pool: any PacketPool, clock: RuntimeClock, expiryBudget: Int = 1024,
+                idleSleep: Double = 0) {
         self.runner = runner
         self.pool = pool
         self.clock = clock
         self.expiryBudget = expiryBudget
+        self.idleSleep = idleSleep
         metrics = MetricsPublisher(runner: runner, dimensions: [("graph", runner.graph.name)])
     }
 
@@ -91,14 +99,20 @@ public final class Driver {
         var out: [UInt16: Int] = [:]
         var ended = false
         var sinkError: (any Error)? = nil
+        var emptyPolls = 0
         while !ended || runner.inFlight > 0 {
             while !ended && runner.canAdmit {
                 let read = try source.read(into: batch, from: pool)
                 if read == 0 {
                     // The end, or (a live source) nothing now: finish what is in flight meanwhile.
                     ended = source.isExhausted
+                    emptyPolls += 1
+                    if idleSleep > 0 && emptyPolls > 100 && runner.inFlight == 0 && !ended {
+                        usleep(UInt32(idleSleep * 1e6))
+                    }
                     break
                 }
+                emptyPolls = 0
                 switch clock {
                 case .wall: now = Timestamp.wallClock()
                 case .replay:
