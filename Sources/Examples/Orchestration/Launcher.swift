@@ -35,13 +35,15 @@ public final class ShellLauncher: InstanceLauncher, @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", "exec " + command]
         process.standardInput = FileHandle.nullDevice
+        var log: FileHandle? = nil
         if let logs {
             let path = logs.appendingPathComponent("\(name).log").path
-            FileManager.default.createFile(atPath: path, contents: nil)
+            if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
             handle.seekToEndOfFile()
             process.standardOutput = handle
             process.standardError = handle
+            log = handle
         } else {
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
@@ -56,6 +58,8 @@ public final class ShellLauncher: InstanceLauncher, @unchecked Sendable {
             }
         }
         try process.run()
+        // The child has its own copy of the log's descriptor.
+        try? log?.close()
         lock.withLock {
             processes[name] = process
             endedNames.remove(name)
