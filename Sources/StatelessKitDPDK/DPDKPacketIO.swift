@@ -59,12 +59,6 @@ public final class DPDKSource: PacketSource, @unchecked Sendable {
         counts = Array(repeating: 0, count: inputs.count)
     }
 
-    /// A source reading queue `queue` of `port` into graph port `graphPort`;
-    /// with `expected`, it ends after that many packets.
-    public convenience init(port: DPDKPort, queue: Int = 0, graphPort: UInt16, expected: Int? = nil) {
-        self.init(inputs: [Input(queue: DPDKQueue(port: port, queue: queue), graphPort: graphPort, expected: expected)])
-    }
-
     /// Ends the source: the run drains what is in flight and returns.
     /// Safe from any thread.
     public func stop() { stopped.store(true, ordering: .releasing) }
@@ -142,7 +136,7 @@ public final class DPDKSink: PacketSink {
             return
         }
         let now = Timestamp.wallClock()
-        for index in 0..<batch.count { latency.record(nanoseconds: now.nanoseconds - batch[index].timestamp.nanoseconds) }
+        latency.record(batch, at: now)
         link?.prepare(batch, for: out, now: now)
         let count = batch.count
         let taken = out.send(batch)

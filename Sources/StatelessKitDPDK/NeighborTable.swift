@@ -27,11 +27,6 @@ public final class NeighborTable: Sendable {
         if changed { changes.wrappingIncrement(ordering: .releasing) }
     }
 
-    /// The Ethernet address of `address` on `port`, if learned.
-    public func lookup(port: UInt16, _ address: IPv4Address) -> EthernetAddress? {
-        entries.withLock { $0[Self.key(port: port, address)] }
-    }
-
     /// How many times the table changed: a worker's copy is current while
     /// this stays the same.
     var version: Int { changes.load(ordering: .acquiring) }

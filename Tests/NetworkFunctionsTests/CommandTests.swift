@@ -12,11 +12,16 @@ struct CommandTests {
 
     static var built: Bool { FileManager.default.isExecutableFile(atPath: binary) }
 
-    /// Runs the command; returns its exit status, standard output and error.
-    static func run(_ arguments: [String]) throws -> (Int32, String, String) {
+    /// Runs the command (or `executable`, with `environment` added to the
+    /// test's); returns its exit status, standard output and error.
+    static func run(_ arguments: [String], executable: String = binary,
+                    environment: [String: String] = [:]) throws -> (Int32, String, String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

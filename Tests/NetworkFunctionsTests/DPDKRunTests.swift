@@ -39,6 +39,8 @@ struct DPDKRunTests {
         #expect(try Self.frames(inside).isEmpty, "nothing goes back inside: nothing came from outside")
         #expect(counters["dpdk.received"] == (try Self.frames(capture)).count, "the capture's end is noticed (the outside port reads nothing)")
         #expect(counters["dpdk.port1.sent"] == out.count && out.count > 400, "\(counters)")
+        let p50 = try #require(counters["dpdk.latency.p50Microseconds"], "every packet sent is timed")
+        #expect(counters["dpdk.latency.p99Microseconds"].map { $0 >= p50 } == true, "\(counters)")
         // Every IPv4 frame leaving outside carries the external address as its source.
         for frame in out where frame.count > 34 && frame[12] == 0x08 && frame[13] == 0x00 {
             #expect(Array(frame[26..<30]) == [203, 0, 113, 7])
@@ -154,18 +156,11 @@ struct DPDKRunTests {
           arguments: [("nat", "af_packet", 32, 8, 2), ("firewall", "af_packet", 16, 4, 1), ("lb", "af_packet", 16, 4, 1),
                       ("nat", "tap", 16, 4, 1)])
     func tcpThroughNamespaces(nf: String, pmd: String, megabytes: Int, connections: Int, workers: Int) throws {
-        let process = Process()
-        process.executableURL = Self.repository.appendingPathComponent("Scripts/netns-transfer.sh")
-        process.arguments = [CommandTests.binary, nf, pmd, "\(megabytes)", "\(connections)"]
-        process.environment = ProcessInfo.processInfo.environment.merging(["WORKERS": "\(workers)"]) { $1 }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let error = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(nf) on \(pmd): \(output)\n\(error)")
+        let (status, output, error) = try CommandTests.run(
+            [CommandTests.binary, nf, pmd, "\(megabytes)", "\(connections)"],
+            executable: Self.repository.appendingPathComponent("Scripts/netns-transfer.sh").path,
+            environment: ["WORKERS": "\(workers)"])
+        #expect(status == 0, "\(nf) on \(pmd): \(output)\n\(error)")
         #expect(output.contains("transfer: \(connections) connections, \(megabytes * 1024 * 1024) bytes, all intact"), "\(output)")
         #expect(output.contains("neighbors 2"), "both next hops learned by ARP: \(output)")
     }

@@ -15,17 +15,10 @@ struct OrchestrationScenarioTests {
 
     /// Runs a scenario; its result.
     static func scenario(_ name: String, nf: String = "nat", store: String) throws -> [String: Any] {
-        let process = Process()
-        process.executableURL = DPDKRunTests.repository.appendingPathComponent("Scripts/scenario.sh")
-        process.arguments = [CommandTests.binary, name, "--nf", nf, "--store", store]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let error = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(name) \(nf) \(store): \(error)")
+        let (status, output, error) = try CommandTests.run(
+            [CommandTests.binary, name, "--nf", nf, "--store", store],
+            executable: DPDKRunTests.repository.appendingPathComponent("Scripts/scenario.sh").path)
+        #expect(status == 0, "\(name) \(nf) \(store): \(error)")
         let line = try #require(output.split(separator: "\n").last, "\(name): no result: \(error)")
         let result = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         print("scenario \(line)")

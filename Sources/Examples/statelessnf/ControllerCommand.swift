@@ -48,18 +48,7 @@ struct ControllerCommand: ParsableCommand {
             let controller = Controller(policy: ControllerPolicy(settings: config.settings, slots: slots), registry: registry,
                                         steering: steering, launcher: launcher, interval: config.interval)
             let stopping = StopFlag()
-            var signals = sigset_t()
-            sigemptyset(&signals)
-            sigaddset(&signals, SIGINT)
-            sigaddset(&signals, SIGTERM)
-            pthread_sigmask(SIG_UNBLOCK, &signals, nil)
-            let watches = [SIGINT, SIGTERM].map { number in
-                signal(number, SIG_IGN)
-                let watch = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                watch.setEventHandler { stopping.set() }
-                watch.resume()
-                return watch
-            }
+            let watches = SignalWatch.watch([SIGINT, SIGTERM]) { stopping.set() }
             defer { watches.forEach { $0.cancel() } }
             log.notice("controller running", metadata: ["namespace": "\(config.namespace)", "slots": "\(slots.joined(separator: ","))"])
             controller.run(until: { stopping.isSet })

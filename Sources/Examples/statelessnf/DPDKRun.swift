@@ -61,11 +61,7 @@ struct DPDKRun {
         // A parent may have started this process with signals blocked (a test
         // runner's thread does): SIGINT and SIGTERM must reach it, before the
         // EAL starts threads of its own.
-        var stopping = sigset_t()
-        sigemptyset(&stopping)
-        sigaddset(&stopping, SIGINT)
-        sigaddset(&stopping, SIGTERM)
-        pthread_sigmask(SIG_UNBLOCK, &stopping, nil)
+        SignalWatch.unblock([SIGINT, SIGTERM])
         let arguments = EAL.defaultArguments() + (eal?.split(whereSeparator: \.isWhitespace).map(String.init) ?? [])
         do {
             try EAL.start(arguments: arguments)
@@ -114,13 +110,7 @@ struct DPDKRun {
             }
             return DPDKSink(outputs: outputs, link: source.link)
         }
-        let signals = [SIGINT, SIGTERM].map { number in
-            signal(number, SIG_IGN)
-            let watch = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            watch.setEventHandler { sources.forEach { $0.stop() } }
-            watch.resume()
-            return watch
-        }
+        let signals = SignalWatch.watch([SIGINT, SIGTERM]) { sources.forEach { $0.stop() } }
         defer { signals.forEach { $0.cancel() } }
         let heartbeats = membership.map { membership in
             HeartbeatSender(registry: membership.registry, name: membership.name, nf: membership.nf, workers: workers,

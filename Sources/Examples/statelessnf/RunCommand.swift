@@ -88,17 +88,20 @@ struct RunCommand: ParsableCommand {
         guard (1...64).contains(workers) else { throw ValidationError("--workers must be 1 to 64, not \(workers)") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1, not \(count)") }
         guard (0...100_000).contains(idleSleep) else { throw ValidationError("--idle-sleep must be 0 to 100000 microseconds") }
+        let onDPDK: Bool
         switch try endpoints() {
         case .pcap:
             guard eal == nil, address.isEmpty, count == nil, !untilSignal, idleSleep == 0 else {
                 throw ValidationError("--eal, --address, --count, --idle-sleep and --until-signal are for dpdk: inputs and outputs")
             }
+            onDPDK = false
         case .dpdk:
             _ = try networks()
+            onDPDK = true
         }
         if instance == nil && registry != nil { throw ValidationError("--registry needs an --instance name") }
         if let instance {
-            guard case .dpdk = try endpoints() else { throw ValidationError("--instance is for dpdk: inputs and outputs") }
+            guard onDPDK else { throw ValidationError("--instance is for dpdk: inputs and outputs") }
             guard !instance.isEmpty, instance.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
                 throw ValidationError("--instance \(instance): letters, digits, '-', '_' and '.' only")
             }
@@ -227,23 +230,13 @@ struct RunCommand: ParsableCommand {
 
     /// Calls `reload` on every SIGHUP, logging what it applied.
     static func reloadOnHangUp(_ reload: @escaping @Sendable () throws -> String) -> any DispatchSourceSignal {
-        // A parent may have started this process with signals blocked (a
-        // test runner's thread does): SIGHUP must reach this thread.
-        var hangUp = sigset_t()
-        sigemptyset(&hangUp)
-        sigaddset(&hangUp, SIGHUP)
-        pthread_sigmask(SIG_UNBLOCK, &hangUp, nil)
-        signal(SIGHUP, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
-        source.setEventHandler {
+        SignalWatch.watch([SIGHUP]) {
             do {
                 let applied = try reload()
                 log.notice("reloaded the configuration", metadata: ["applied": "\(applied)"])
             } catch {
                 log.error("reloading the configuration failed; keeping the running one", metadata: ["error": "\(error)"])
             }
-        }
-        source.resume()
-        return source
+        }[0]
     }
 }

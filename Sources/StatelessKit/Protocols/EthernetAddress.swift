@@ -19,15 +19,6 @@ public struct EthernetAddress: Hashable, Sendable, CustomStringConvertible {
                  pointer.load(fromByteOffset: 4, as: UInt8.self), pointer.load(fromByteOffset: 5, as: UInt8.self))
     }
 
-    /// Parses `aa:bb:cc:dd:ee:ff` (or with dashes).
-    public init?(_ text: some StringProtocol) {
-        let parts = text.split(whereSeparator: { $0 == ":" || $0 == "-" })
-        guard parts.count == 6, parts.allSatisfy({ $0.count == 2 }) else { return nil }
-        let octets = parts.compactMap { UInt8($0, radix: 16) }
-        guard octets.count == 6 else { return nil }
-        self.init(octets[0], octets[1], octets[2], octets[3], octets[4], octets[5])
-    }
-
     /// The broadcast address, ff:ff:ff:ff:ff:ff.
     public static let broadcast = EthernetAddress(0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF)
 

@@ -19,6 +19,13 @@ public struct LatencyHistogram: Sendable {
         increment(Int(min(value / 1000, Int64(Self.range))), value)
     }
 
+    /// Records each packet of `batch` as taking from its timestamp to `now`
+    /// (one access to the histogram for the whole batch).
+    @inlinable
+    public mutating func record(_ batch: PacketBatch, at now: Timestamp) {
+        for index in 0..<batch.count { record(nanoseconds: now.nanoseconds - batch[index].timestamp.nanoseconds) }
+    }
+
     @usableFromInline
     mutating func increment(_ bucket: Int, _ value: Int64) {
         counts[bucket] += 1

@@ -8,8 +8,6 @@ public struct InstanceReport: Sendable, Equatable {
     public enum State: String, Sendable {
         /// Processing packets.
         case running
-        /// Stopping: finishing what is in flight; steer traffic away.
-        case stopping
         /// Stopped cleanly.
         case stopped
     }
@@ -125,27 +123,14 @@ public final class InstanceRegistry {
         var reports: [String: InstanceReport] = [:]
         for case .bulk(let bytes) in names {
             let name = String(decoding: bytes, as: UTF8.self)
-            guard case .array(let flat) = try command(["HGETALL", key(name)]), !flat.isEmpty else {
+            let fields = try hash(key(name))
+            guard !fields.isEmpty else {
                 _ = try command(["SREM", setKey, name])
                 continue
-            }
-            var fields: [String: String] = [:]
-            var index = 0
-            while index + 1 < flat.count {
-                if case .bulk(let field) = flat[index], case .bulk(let value) = flat[index + 1] {
-                    fields[String(decoding: field, as: UTF8.self)] = String(decoding: value, as: UTF8.self)
-                }
-                index += 2
             }
             if let report = InstanceReport(name: name, fields: fields) { reports[name] = report }
         }
         return reports
-    }
-
-    /// Forgets an instance.
-    public func remove(_ name: String) throws(RedisError) {
-        _ = try command(["SREM", setKey, name])
-        _ = try command(["DEL", key(name)])
     }
 
     // MARK: The controller's side
@@ -163,16 +148,7 @@ public final class InstanceRegistry {
 
     /// The controller's last published view.
     public func view() throws(RedisError) -> [String: String] {
-        guard case .array(let flat) = try command(["HGETALL", viewKey]) else { return [:] }
-        var fields: [String: String] = [:]
-        var index = 0
-        while index + 1 < flat.count {
-            if case .bulk(let field) = flat[index], case .bulk(let value) = flat[index + 1] {
-                fields[String(decoding: field, as: UTF8.self)] = String(decoding: value, as: UTF8.self)
-            }
-            index += 2
-        }
-        return fields
+        try hash(viewKey)
     }
 
     /// Sets the fleet's size on command (`nil`: the load decides again).
@@ -184,6 +160,20 @@ public final class InstanceRegistry {
     public func desired() throws(RedisError) -> Int? {
         guard case .bulk(let bytes) = try command(["GET", desiredKey]) else { return nil }
         return Int(String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// The fields of the hash at `key` (empty when there is none).
+    func hash(_ key: String) throws(RedisError) -> [String: String] {
+        guard case .array(let flat) = try command(["HGETALL", key]) else { return [:] }
+        var fields: [String: String] = [:]
+        var index = 0
+        while index + 1 < flat.count {
+            if case .bulk(let field) = flat[index], case .bulk(let value) = flat[index + 1] {
+                fields[String(decoding: field, as: UTF8.self)] = String(decoding: value, as: UTF8.self)
+            }
+            index += 2
+        }
+        return fields
     }
 
     /// Sends a command; a failed connection is dropped, to be made again
