@@ -182,6 +182,8 @@ struct BenchNAT: ParsableCommand {
         let options = bench
         let batch = runtime.batch
         let inFlight = runtime.inFlight(for: store)
+        // The path through the store unless the flow cache is asked for.
+        let flowCache = runtime.requestedFlowCache ?? 0
         // On DPDK: testpmd's io forwarding on net_null and on net_ring first
         // (a process of its own each), then the EAL here with a port of each.
         let peers = bench.dpdk ? BenchDevice.allCases.map { TestPMD.forwarding(device: $0, seconds: bench.seconds) } : []
@@ -202,7 +204,7 @@ struct BenchNAT: ParsableCommand {
                     defer { done.leave() }
                     do {
                         results.add(try Self.work(worker: worker, flows: flowsPerWorker, nat: nat, store: store,
-                                                  options: options, batch: batch, inFlight: inFlight,
+                                                  options: options, batch: batch, inFlight: inFlight, flowCache: flowCache,
                                                   namespace: namespace, port: port, device: device))
                     } catch {
                         results.fail("\(error)")
@@ -238,6 +240,8 @@ struct BenchNAT: ParsableCommand {
                 "medianSliceMpps": results.sliceRates.sorted().dropFirst(results.sliceRates.count / 2).first ?? 0,
                 "stateOperationsPerPacket": Double(summary.stateOperations) / packets,
                 "roundTripsPerBatch": Double(summary.roundTrips) / Double(max(summary.batches, 1)),
+                "flowCacheEntries": flowCache,
+                "flowCacheHitsPerPacket": Double(summary.counters["flowCache.hits"] ?? 0) / packets,
                 "flows": bench.flows, "workers": workers, "batch": batch, "packetSize": bench.packetSize,
                 "newFlowRatio": bench.newFlowRatio, "mappingsTableBytes": tableBytes,
                 "mappingsTableBytesPerFlow": Double(tableBytes) / Double(capacity),
@@ -260,6 +264,9 @@ struct BenchNAT: ParsableCommand {
             ("slices", slices.isEmpty ? "-" : String(format: "best %.2f Mpps, median %.2f Mpps (%d slices: a shared machine's neighbours come and go)",
                                                      slices.last!, slices[slices.count / 2], slices.count)),
             ("allocations", String(format: "%.4f per packet (%d in the measured loops)", allocationsPerPacket, measuredAllocations)),
+            ("flow cache", flowCache == 0 ? "none: every packet crosses the graph and the store"
+                : String(format: "%d entries per worker; %.1f%% of packets served from it", flowCache,
+                         Double(summary.counters["flowCache.hits"] ?? 0) / packets * 100)),
         ]
         for (device, peer) in zip(BenchDevice.allCases, peers) {
             let rate = device == .null ? mpps : ring?.mpps ?? 0
@@ -292,23 +299,24 @@ struct BenchNAT: ParsableCommand {
     /// NAT's keys on a connection of its own, as many keys per MGET and as
     /// many in flight), slice by slice, so that both see the same machine.
     static func work(worker: Int, flows: Int, nat: Subject, store: any StateStore, options: NFBenchOptions, batch: Int,
-                     inFlight: Int, namespace: String, port: DPDKPort? = nil, device: BenchDevice? = nil) throws -> Measured {
+                     inFlight: Int, flowCache: Int, namespace: String, port: DPDKPort? = nil,
+                     device: BenchDevice? = nil) throws -> Measured {
         // The pool's own type, not an existential: the loop calls it per packet.
         if let port {
             // A ring port gives back what it is sent: packets to circulate.
             return try work(pool: PortPool(port: port, seed: device == .ring ? 1024 : 0), worker: worker, flows: flows, nat: nat, store: store,
-                            options: options, batch: batch, inFlight: inFlight, namespace: namespace)
+                            options: options, batch: batch, inFlight: inFlight, flowCache: flowCache, namespace: namespace)
         }
         return try work(pool: BufferPool(count: batch * (inFlight + 2), dataRoom: max(2048, options.packetSize)),
                         worker: worker, flows: flows, nat: nat, store: store, options: options, batch: batch,
-                        inFlight: inFlight, namespace: namespace)
+                        inFlight: inFlight, flowCache: flowCache, namespace: namespace)
     }
 
     static func work<Pool: PacketPool>(pool: Pool, worker: Int, flows: Int, nat: Subject, store: any StateStore,
-                                       options: NFBenchOptions, batch: Int, inFlight: Int,
+                                       options: NFBenchOptions, batch: Int, inFlight: Int, flowCache: Int,
                                        namespace: String) throws -> Measured {
         let runner = GraphRunner(graph: try nat.graph(), pool: pool, session: try store.makeSession(for: nat.schema),
-                                 batchCapacity: batch, inFlight: inFlight)
+                                 batchCapacity: batch, inFlight: inFlight, flowCacheEntries: flowCache)
         let payload = [UInt8](repeating: 0x5A, count: options.packetSize - 42)
         // Flow f of worker w: host 10.0.0.0 + w * 2^22 + f / 4 + 1, port 10000 + f % 4.
         func frame(_ flow: Int, port: UInt16? = nil) -> [UInt8] {
@@ -383,6 +391,7 @@ struct BenchNAT: ParsableCommand {
         measured.sliceRates.reserveCapacity(16)
         let startPackets = runner.packetsIn, startTrips = runner.roundTrips, startOps = runner.stateOperations
         let startBatches = runner.batchesIn
+        let startHits = runner.counters["flowCache.hits"]
         let startDrops = runner.drops
         let startAllocations = sk_allocation_count()
         var elapsedNanoseconds: Int64 = 0
@@ -432,6 +441,7 @@ struct BenchNAT: ParsableCommand {
         }
         summary.packetsOut = [0: summary.packetsIn - summary.drops.values.reduce(0, +)]
         summary.counters = runner.counters.all
+        summary.counters["flowCache.hits"] = runner.counters["flowCache.hits"] - startHits
         summary.elapsed = elapsed
         measured.summary = summary
         measured.allocations = allocations

@@ -121,6 +121,7 @@ struct DPDKRun {
         let results = WorkerResults()
         let done = DispatchGroup()
         let (graph, schema, batch, store, idleSleep) = (function.graph, function.schema, runtime.batch, store, idleSleep)
+        let flowCache = runtime.flowCache
         for worker in 0..<workers {
             done.enter()
             // Each worker's source and sink are its own from here on.
@@ -132,7 +133,7 @@ struct DPDKRun {
                     try EAL.registerThread()
                     defer { EAL.unregisterThread() }
                     let runner = GraphRunner(graph: graph, pool: pool, session: try store.makeSession(for: schema),
-                                             batchCapacity: batch, inFlight: inFlight)
+                                             batchCapacity: batch, inFlight: inFlight, flowCacheEntries: flowCache)
                     let summary = try Driver(runner: runner, pool: pool, clock: .wall, idleSleep: idleSleep).run(source, into: sink)
                     try sink.close()
                     results.add(summary)

@@ -260,8 +260,18 @@ struct RuntimeOptions: ParsableArguments {
             help: "Batches in flight per worker while the store answers (1-64; default 4 on the embedded store, 16 on Redis, to cover its round trip).")
     var requestedInFlight: Int?
 
+    @Option(name: .customLong("flow-cache"),
+            help: "Flow cache entries per worker (0: none; default \(GraphRunner.defaultFlowCacheEntries), but 0 for bench, which measures the path through the store unless given this). Established flows whose every node allows it skip the graph and the store until their lease ends (a NAT mapping: until its next refresh is due).")
+    var requestedFlowCache: Int?
+
+    /// Flow cache entries per worker for a run.
+    var flowCache: Int { requestedFlowCache ?? GraphRunner.defaultFlowCacheEntries }
+
     func validate() throws {
         guard (1...256).contains(batch) else { throw ValidationError("--batch must be 1 to 256, not \(batch)") }
+        if let requestedFlowCache, !(0...(1 << 24)).contains(requestedFlowCache) {
+            throw ValidationError("--flow-cache must be 0 to 16777216 entries, not \(requestedFlowCache)")
+        }
         if let requestedInFlight, !(1...64).contains(requestedInFlight) {
             throw ValidationError("--in-flight must be 1 to 64, not \(requestedInFlight)")
         }

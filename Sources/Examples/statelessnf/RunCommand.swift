@@ -204,7 +204,7 @@ struct RunCommand: ParsableCommand {
         if workers == 1 {
             let pool = BufferPool(count: runtime.batch * (inFlight + 2), dataRoom: 9216)
             let runner = GraphRunner(graph: graph, pool: pool, session: try store.makeSession(for: schema),
-                                     batchCapacity: runtime.batch, inFlight: inFlight)
+                                     batchCapacity: runtime.batch, inFlight: inFlight, flowCacheEntries: runtime.flowCache)
             let source = try CaptureSource(path: inputPath, port: function.inputPort)
             let driver = Driver(runner: runner, pool: pool, clock: .replay)
             var lastReport = Date()
@@ -216,10 +216,10 @@ struct RunCommand: ParsableCommand {
                 return true
             }
         } else {
-            let batch = runtime.batch
+            let (batch, flowCache) = (runtime.batch, runtime.flowCache)
             let group = WorkerGroup(workers: workers, batch: batch, clock: .replay) { _, pool in
                 GraphRunner(graph: graph, pool: pool, session: try store.makeSession(for: schema),
-                            batchCapacity: batch, inFlight: inFlight)
+                            batchCapacity: batch, inFlight: inFlight, flowCacheEntries: flowCache)
             }
             log.info("running \(workers) workers over \(inputPath)")
             summary = try group.run(try CaptureReader(path: inputPath), port: function.inputPort, into: sink)

@@ -46,6 +46,9 @@ public struct RewriteNode: Node {
         self.port = port
     }
 
+    /// Decides by the headers a flow's packets share: the flow cache may skip it.
+    public static var isFlowDeterministic: Bool { true }
+
     @inlinable
     public func process(_ packet: inout Packet, _ context: inout NodeContext) -> Output {
         guard packet.layout.network == .ipv4, port == nil || packet.layout.hasPorts else { return .skipped }

@@ -19,6 +19,9 @@ public struct ProtocolClassifier: Node {
     /// A protocol classifier.
     public init() {}
 
+    /// Decides by the headers a flow's packets share: the flow cache may skip it.
+    public static var isFlowDeterministic: Bool { true }
+
     @inlinable
     public func process(_ packet: inout Packet, _ context: inout NodeContext) -> Output {
         switch packet.layout.transport {
@@ -55,6 +58,9 @@ public struct PrefixClassifier: Node {
         self.endpoint = endpoint
     }
 
+    /// Decides by the headers a flow's packets share: the flow cache may skip it.
+    public static var isFlowDeterministic: Bool { true }
+
     @inlinable
     public func process(_ packet: inout Packet, _ context: inout NodeContext) -> Output {
         let address = packet.address(endpoint)
@@ -86,6 +92,9 @@ public struct PortClassifier: Node {
         self.ports = ports
         self.endpoint = endpoint
     }
+
+    /// Decides by the headers a flow's packets share: the flow cache may skip it.
+    public static var isFlowDeterministic: Bool { true }
 
     @inlinable
     public func process(_ packet: inout Packet, _ context: inout NodeContext) -> Output {

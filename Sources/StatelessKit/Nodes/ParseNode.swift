@@ -19,6 +19,9 @@ public struct ParseNode: Node {
     /// A parse node.
     public init() {}
 
+    /// Decides by the headers a flow's packets share: the flow cache may skip it.
+    public static var isFlowDeterministic: Bool { true }
+
     @inlinable
     public mutating func process(_ packet: inout Packet, _ context: inout NodeContext) -> Output {
         do {

@@ -47,12 +47,32 @@ public final class GraphRunner {
     /// The most packets a batch holds.
     public let batchCapacity: Int
 
+    /// The flow cache entries a runner has unless told otherwise.
+    public static let defaultFlowCacheEntries = 65_536
+    /// The flow cache (see ``FlowCache``), if the runner has one.
+    @usableFromInline let flowCache: FlowCache?
+    /// How many entries the flow cache holds (0: no cache).
+    public var flowCacheEntries: Int { flowCache?.capacity ?? 0 }
+    /// The number the next admitted batch gets.
+    @exclusivity(unchecked) @usableFromInline var nextSerial: Int64 = 0
+    @usableFromInline let cacheHits: Int
+    let cacheInstalls: Int
+    let cacheRejects: Int
+    /// Where an entry is checked before it is installed.
+    let probe: UnsafeMutableRawPointer
+
     /// A runner for `graph` whose packets come from `pool`, with up to
     /// `inFlight` batches of up to `batchCapacity` packets at once, talking to
     /// the store through `session` (which graphs without stateful nodes do not
-    /// need).
+    /// need). With `flowCacheEntries` above zero, established flows whose
+    /// every node allows it skip the graph (see ``NodeContext/cacheFlow(until:)``);
+    /// the counters `flowCache.hits`, `flowCache.installed` and
+    /// `flowCache.rejected` (an entry whose rewrite did not reproduce the
+    /// graph's bytes) tell how it does.
     public init(graph: Graph, pool: any PacketPool, session: (any StateSession)?, batchCapacity: Int = 32,
-                inFlight: Int = 4, counters: Counters = Counters()) {
+                inFlight: Int = 4, counters: Counters = Counters(),
+                flowCacheEntries: Int = GraphRunner.defaultFlowCacheEntries) {
+        precondition(flowCacheEntries >= 0, "a flow cache cannot have a negative number of entries")
         precondition(batchCapacity > 0 && inFlight > 0, "a runner needs room for at least one packet")
         self.graph = graph
         self.pool = pool
@@ -87,9 +107,18 @@ public final class GraphRunner {
         slots = (0..<inFlight).map { BatchSlot(id: $0, nodes: graph.nodes.count, ports: ports.count,
                                                capacity: batchCapacity) }
         freeSlots = Array((0..<inFlight).reversed())
+        flowCache = flowCacheEntries > 0 ? FlowCache(capacity: flowCacheEntries) : nil
+        cacheHits = counters.index(of: "flowCache.hits")
+        cacheInstalls = counters.index(of: "flowCache.installed")
+        cacheRejects = counters.index(of: "flowCache.rejected")
+        probe = .allocate(byteCount: BatchSlot.snapshotSize, alignment: 64)
         if session == nil && graph.nodes.contains(where: \.isStateful) {
             preconditionFailure("graph \(graph.name) has stateful nodes: give the runner a store session")
         }
+    }
+
+    deinit {
+        probe.deallocate()
     }
 
     /// Whether a new batch can go in now.
@@ -114,12 +143,131 @@ public final class GraphRunner {
         tally.batchesIn += 1
         slot.now = now
         slot.position = 0
-        for i in 0..<batch.count {
-            (slot.packets + i).initialize(to: batch[i])
-            deliver(UInt16(i), entry, slot)
+        slot.serial = nextSerial
+        nextSerial += 1
+        slot.running = true
+        if let flowCache {
+            slot.candidateCount = 0
+            let horizon = oldestRunning()
+            var hits = 0
+            for i in 0..<batch.count {
+                (slot.packets + i).initialize(to: batch[i])
+                if serveFromCache(i, slot, flowCache, horizon: horizon) {
+                    hits += 1
+                } else {
+                    deliver(UInt16(i), entry, slot)
+                }
+            }
+            if hits > 0 { counters.add(at: cacheHits, hits) }
+        } else {
+            for i in 0..<batch.count {
+                (slot.packets + i).initialize(to: batch[i])
+                deliver(UInt16(i), entry, slot)
+            }
         }
         batch.removeAll()
         proceed(slot)
+    }
+
+    /// The number of the oldest batch still running (this one, if none
+    /// older is): cache entries installed after it was admitted wait for it.
+    @inlinable
+    func oldestRunning() -> Int64 {
+        var oldest = nextSerial
+        for slot in slots where slot.running && slot.serial < oldest { oldest = slot.serial }
+        return oldest
+    }
+
+    /// Sends the slot's packet `i` straight to its port with its flow's
+    /// cached rewrite, if the cache has its flow; otherwise marks it as a
+    /// candidate (when its kind can be cached) and returns `false`.
+    @inlinable @inline(__always)
+    func serveFromCache(_ i: Int, _ slot: BatchSlot, _ cache: FlowCache, horizon: Int64) -> Bool {
+        let packet = slot.packets + i
+        var key = FlowCacheKey.none
+        let parsed = PacketParser.parseCacheable(packet.pointee.data, length: Int(packet.pointee.length),
+                                                 linkType: packet.pointee.linkType, port: packet.pointee.port,
+                                                 layout: &packet.pointee.layout, key: &key)
+        guard parsed == .servable else {
+            slot.leases[i] = .min
+            // The flow's later packets must not overtake this one: they wait
+            // for an entry installed after it left.
+            if parsed == .changesState { cache.remove(key, hash: key.hash) }
+            return false
+        }
+        let hash = key.hash
+        if let found = cache.find(key, hash: hash, now: slot.now.nanoseconds, batch: horizon) {
+            packet.pointee.applyCachedRewrite(addresses: found.pointee.addresses, ports: found.pointee.ports)
+            slot.leases[i] = .min
+            slot.append(UInt16(i), to: slot.nodeCount + Int(found.pointee.output))
+            return true
+        }
+        slot.leases[i] = .max
+        let candidate = slot.candidates + i
+        candidate.pointee.key = key
+        candidate.pointee.hash = hash
+        candidate.pointee.dataOffset = packet.pointee.dataOffset
+        candidate.pointee.length = packet.pointee.length
+        slot.candidateCount += 1
+        (slot.snapshots + i * BatchSlot.snapshotSize)
+            .copyMemory(from: packet.pointee.data, byteCount: min(Int(packet.pointee.length), BatchSlot.snapshotSize))
+        return false
+    }
+
+    /// Installs the flows of the finished slot's candidates that every node
+    /// on their path allowed to cache, each checked first: the cached
+    /// rewrite applied to the packet as it came in must give the bytes the
+    /// graph gave.
+    @usableFromInline
+    func installFlows(_ slot: BatchSlot) {
+        guard let flowCache else { return }
+        let now = slot.now.nanoseconds
+        for output in 0..<ports.count {
+            let number = slot.nodeCount + output
+            let list = slot.list(number)
+            for k in 0..<slot.counts[number] {
+                let index = Int(list[k])
+                let lease = slot.leases[index]
+                guard lease > now else { continue }
+                slot.leases[index] = .min
+                if let entry = checkedEntry(index, slot, output: output, lease: lease) {
+                    flowCache.install(entry, hash: slot.candidates[index].hash, now: now)
+                    counters.add(at: cacheInstalls)
+                } else {
+                    counters.add(at: cacheRejects)
+                }
+            }
+        }
+    }
+
+    /// The cache entry for the slot's packet `index`, or `nil` when its
+    /// rewrite cannot be expressed as a cached one.
+    func checkedEntry(_ index: Int, _ slot: BatchSlot, output: Int, lease: Int64) -> FlowCache.Entry? {
+        let packet = slot.packets[index]
+        let candidate = slot.candidates[index]
+        guard packet.dataOffset == candidate.dataOffset, packet.length == candidate.length else { return nil }
+        var layout = PacketLayout()
+        var after = FlowCacheKey.none
+        guard PacketParser.parseCacheable(packet.data, length: Int(packet.length), linkType: packet.linkType, port: 0,
+                                          layout: &layout, key: &after) == .servable else { return nil }
+        let count = min(Int(packet.length), BatchSlot.snapshotSize)
+        probe.copyMemory(from: slot.snapshots + index * BatchSlot.snapshotSize, byteCount: count)
+        var replay = Packet(buffer: probe, bufferSize: BatchSlot.snapshotSize, handle: 0, headroom: 0)
+        replay.storedLength = Int32(count)
+        replay.linkType = packet.linkType
+        replay.layout = layout
+        let ports = UInt32(truncatingIfNeeded: after.rest >> 32)
+        replay.applyCachedRewrite(addresses: after.addresses, ports: ports)
+        guard UnsafeRawBufferPointer(start: probe, count: count)
+            .elementsEqual(UnsafeRawBufferPointer(start: packet.data, count: count)) else { return nil }
+        var entry = FlowCache.Entry()
+        entry.key = candidate.key
+        entry.lease = lease
+        entry.firstBatch = nextSerial
+        entry.addresses = after.addresses
+        entry.ports = ports
+        entry.output = Int32(output)
+        return entry
     }
 
     /// Collects the store's answers and continues the batches they belong
@@ -169,6 +317,8 @@ public final class GraphRunner {
             if slot.counts[node] > 0 && programs[node].run(self, slot, node) { return }
             slot.position += 1
         }
+        slot.running = false
+        if flowCache != nil && slot.candidateCount > 0 { installFlows(slot) }
         finished.append(slot.id)
     }
 

@@ -46,8 +46,11 @@ extension NodeProgram {
                 var context = NodeContext(now: slot.now, counters: runner.counters)
                 let routes = runner.routes[index]
                 let packets = slot.packets
+                let leases = slot.leases
                 for k in 0..<count {
                     let packet = list[k]
+                    // A node that may treat a flow's packets differently ends their candidacy for the flow cache.
+                    if !N.isFlowDeterministic { leases[Int(packet)] = .min }
                     let output = cell.node.process(&packets[Int(packet)], &context)
                     runner.deliver(packet, routes[Int(output.rawValue)], slot)
                 }
@@ -73,17 +76,24 @@ extension NodeProgram {
             let routes = runner.routes[index]
             let scratches = cell.scratch + slot.id * cell.capacity
             let packets = slot.packets
+            let vouches = slot.vouches
             var waiting = 0
             for k in 0..<count {
                 let packet = list[k]
                 // The scratch is worked on in place, and moved down only to
                 // close the gap a finished packet left.
                 let scratch = scratches + k
-                if first { scratch.pointee = N.emptyScratch }
+                if first {
+                    scratch.pointee = N.emptyScratch
+                    vouches[Int(packet)] = .min
+                }
+                context.vouch = vouches + Int(packet)
                 let step = first ? cell.node.start(&packets[Int(packet)], &scratch.pointee, &access, &context)
                                  : cell.node.resume(&packets[Int(packet)], &scratch.pointee, &access, &context)
                 switch step {
                 case .done(let output):
+                    // The flow cache may keep the packet's treatment only as long as this node allowed.
+                    slot.leases[Int(packet)] = min(slot.leases[Int(packet)], vouches[Int(packet)])
                     runner.deliver(packet, routes[Int(output.rawValue)], slot)
                 case .wait:
                     list[waiting] = packet

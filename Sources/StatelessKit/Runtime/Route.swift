@@ -35,7 +35,26 @@ final class BatchSlot {
     @exclusivity(unchecked) @usableFromInline var now = Timestamp.zero
     @exclusivity(unchecked) @usableFromInline var outgoing: StateRequest
     @exclusivity(unchecked) @usableFromInline var answered: StateRequest
+    /// Per packet: until when the flow cache may keep its flow's treatment,
+    /// the least its path's nodes allowed (`Int64.min`: not at all).
+    @usableFromInline let leases: UnsafeMutablePointer<Int64>
+    /// Per packet: what the stateful node it is at allowed.
+    @usableFromInline let vouches: UnsafeMutablePointer<Int64>
+    /// Per packet: its flow cache key and how it came in.
+    @usableFromInline let candidates: UnsafeMutablePointer<FlowCandidate>
+    /// Per packet: its first ``BatchSlot/snapshotSize`` bytes as they came in
+    /// (flow cache candidates only).
+    @usableFromInline let snapshots: UnsafeMutableRawPointer
+    /// How many of the batch's packets are flow cache candidates.
+    @exclusivity(unchecked) @usableFromInline var candidateCount = 0
+    /// The batch's number, in order of admission.
+    @exclusivity(unchecked) @usableFromInline var serial: Int64 = 0
+    /// Whether the batch is admitted and not yet finished.
+    @exclusivity(unchecked) @usableFromInline var running = false
     let listCount: Int
+
+    /// The bytes of a packet kept to check a flow cache entry against.
+    @usableFromInline static let snapshotSize = 128
 
     init(id: Int, nodes: Int, ports: Int, capacity: Int) {
         self.id = id
@@ -49,12 +68,23 @@ final class BatchSlot {
         outputs = (0..<ports).map { _ in PacketBatch(capacity: capacity) }
         outgoing = StateRequest(capacity: capacity * 2)
         answered = StateRequest(capacity: capacity * 2)
+        leases = .allocate(capacity: capacity)
+        leases.initialize(repeating: .min, count: capacity)
+        vouches = .allocate(capacity: capacity)
+        vouches.initialize(repeating: .min, count: capacity)
+        candidates = .allocate(capacity: capacity)
+        candidates.initialize(repeating: FlowCandidate(), count: capacity)
+        snapshots = .allocate(byteCount: capacity * Self.snapshotSize, alignment: 64)
     }
 
     deinit {
         packets.deallocate()
         lists.deallocate()
         counts.deallocate()
+        leases.deallocate()
+        vouches.deallocate()
+        candidates.deallocate()
+        snapshots.deallocate()
     }
 
     /// The index list of node `node` (or of port `nodeCount + port`).

@@ -76,6 +76,7 @@ struct NATDirection: Node {
     let external: [IPv4Address]
     let insidePort: UInt16?
     let outsidePort: UInt16
+    static var isFlowDeterministic: Bool { true }
 
     init(_ config: ResolvedNATConfig) {
         internalPrefixes = config.internalPrefixes

@@ -53,7 +53,9 @@ struct NATInbound: StatefulNode {
             return .done(.translated)
         default:
             guard let entry = state[scratch.read!] else { return .done(.unsolicited) }
-            rules.maintain(entry, key: scratch.key, packet: packet, outbound: false, &state)
+            if !rules.maintain(entry, key: scratch.key, packet: packet, outbound: false, &state) {
+                rules.allowCaching(entry, state, &context)
+            }
             packet.setIPv4Address(entry.value.inside.address, at: .destination)
             if packet.layout.hasPorts {
                 packet.setPort(entry.value.inside.port, at: .destination)

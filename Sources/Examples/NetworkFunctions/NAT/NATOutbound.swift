@@ -47,7 +47,9 @@ struct NATOutbound: StatefulNode {
             return .done(.translated)
         case .lookup:
             if let entry = state[scratch.read!] {
-                rules.maintain(entry, key: scratch.key, packet: packet, outbound: true, &state)
+                if !rules.maintain(entry, key: scratch.key, packet: packet, outbound: true, &state) {
+                    rules.allowCaching(entry, state, &context)
+                }
                 return translate(&packet, entry.value, scratch, &state)
             }
             return takePort(packet, &scratch, &state)

@@ -7,10 +7,21 @@ struct NATRules: Sendable {
     let timeouts: NATTimeouts
     /// A few addresses: a linear scan beats hashing.
     let externalAddresses: [IPv4Address]
+    /// The timeouts in nanoseconds.
+    let policy: NATTimeoutPolicy
+    /// The longest a flow's translation is cached without reading its
+    /// mapping again: half the shortest timeout a mapping can get, so that no
+    /// write by another instance (which sets a deadline at least that far
+    /// ahead) can let the mapping expire, and its port go to another flow,
+    /// while the cache still uses it, with instances' clocks apart by up to
+    /// that much again.
+    let cacheHorizon: Int64
     init(state: NATState, timeouts: NATTimeouts, externalAddresses: [IPv4Address]) {
         self.state = state
         self.timeouts = timeouts
         self.externalAddresses = externalAddresses
+        policy = NATTimeoutPolicy(timeouts)
+        cacheHorizon = min(policy.tcpEstablished, policy.tcpTransitory, policy.udp, policy.icmp) / 2
     }
 
     /// Whether the NAT translates `ipProtocol` (TCP, UDP, ICMP).
@@ -27,7 +38,10 @@ struct NATRules: Sendable {
 
     /// Updates a mapping for a packet that used it: TCP flags, and the
     /// deadline (TCP both ways; UDP and ICMP by outbound packets only).
-    func maintain(_ entry: Entry<NATBinding>, key: NATKey, packet: Packet, outbound: Bool, _ state: inout StateAccess) {
+    /// Returns whether it issued a write.
+    @discardableResult
+    func maintain(_ entry: Entry<NATBinding>, key: NATKey, packet: Packet, outbound: Bool,
+                  _ state: inout StateAccess) -> Bool {
         var flags = entry.value.flags
         if let tcp = packet.tcpFlags {
             let syn = tcp & 0x02 != 0, ack = tcp & 0x10 != 0
@@ -43,10 +57,20 @@ struct NATRules: Sendable {
         if flags != entry.value.flags {
             var updated = entry.value
             updated.flags = flags
-            state.refresh(self.state.mappings, key, entry, updated: updated)
+            return state.refresh(self.state.mappings, key, entry, updated: updated)
         } else if outbound || entry.value.ipProtocol == IPProtocol.tcp {
-            state.refresh(self.state.mappings, key, entry)
+            return state.refresh(self.state.mappings, key, entry)
         }
+        return false
+    }
+
+    /// Lets the flow cache keep a translation that changed nothing in the
+    /// store: until the mapping's next refresh is due (when the next packet
+    /// must cross the graph to write it), and no longer than
+    /// ``cacheHorizon``.
+    func allowCaching(_ entry: Entry<NATBinding>, _ state: StateAccess, _ context: inout NodeContext) {
+        let refreshDue = entry.deadline.nanoseconds - policy.timeout(entry.value.ipProtocol, entry.value.flags)
+        context.cacheFlow(until: Timestamp(nanoseconds: min(refreshDue, state.now.nanoseconds + cacheHorizon)))
     }
 
     /// Lets the rest of a fragmented datagram follow its first fragment.

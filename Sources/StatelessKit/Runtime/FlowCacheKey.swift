@@ -1,0 +1,98 @@
+/// What the flow cache knows a packet by: the port it arrived on, how its
+/// bytes begin, its IPv4 addresses, protocol and ports.
+@usableFromInline
+struct FlowCacheKey: Equatable, Sendable {
+    /// Source address (high half) and destination address (low half).
+    @usableFromInline var addresses: UInt64
+    /// Source port, destination port, protocol, link type, arrival port.
+    @usableFromInline var rest: UInt64
+
+    @inlinable @inline(__always)
+    init(addresses: UInt64, rest: UInt64) {
+        self.addresses = addresses
+        self.rest = rest
+    }
+
+    /// A key that no packet has (its link type byte is never a real one).
+    @usableFromInline static let none = FlowCacheKey(addresses: 0, rest: 0xFF << 24)
+
+    @inlinable @inline(__always)
+    var hash: UInt64 {
+        let mixed = (addresses ^ (rest << 29 | rest >> 35)) &* 0x9E37_79B9_7F4A_7C15
+        return mixed ^ (mixed >> 31)
+    }
+}
+
+/// What the flow cache's parse made of a packet.
+@usableFromInline
+enum FlowCacheParse {
+    /// Not a packet the cache knows (not IPv4 TCP or UDP, a fragment, a
+    /// VLAN tag, malformed).
+    case refused
+    /// A TCP packet that opens or closes a connection.
+    case changesState
+    /// A packet the cache may serve.
+    case servable
+}
+
+extension PacketParser {
+    /// Parses a packet the flow cache can serve: an Ethernet frame without
+    /// VLAN tags (or a raw datagram) holding an IPv4 datagram that is not a
+    /// fragment, carrying UDP or TCP without SYN, FIN or RST. Fills `layout`
+    /// exactly as ``parse(_:length:linkType:)`` would and `key` from the
+    /// headers. A TCP packet with SYN, FIN or RST gets its key but is
+    /// ``FlowCacheParse/changesState``: it crosses the graph, and its flow's
+    /// entry goes, so that no later packet overtakes it. Any other packet is
+    /// ``FlowCacheParse/refused`` (with `layout` and `key` unspecified) and
+    /// takes the graph as usual.
+    @inlinable @inline(__always)
+    static func parseCacheable(_ data: UnsafeMutableRawPointer, length: Int, linkType: LinkType, port: UInt16,
+                               layout: inout PacketLayout, key: inout FlowCacheKey) -> FlowCacheParse {
+        let l3: Int
+        if linkType == .ethernet {
+            guard length >= 34, data.loadBigEndian(12, as: UInt16.self) == EtherType.ipv4 else { return .refused }
+            l3 = 14
+        } else {
+            guard length >= 20 else { return .refused }
+            l3 = 0
+        }
+        let first = data.loadByte(l3)
+        guard first >> 4 == 4 else { return .refused }
+        let headerLength = Int(first & 0x0F) * 4
+        let totalLength = Int(data.loadBigEndian(l3 + 2, as: UInt16.self))
+        let flags = data.loadBigEndian(l3 + 6, as: UInt16.self)
+        guard headerLength >= 20, totalLength >= headerLength, length >= l3 + totalLength,
+              flags & 0x3FFF == 0 else { return .refused }
+        let ipProtocol = data.loadByte(l3 + 9)
+        let l4 = l3 + headerLength
+        let available = totalLength - headerLength
+        let transport: TransportLayer
+        if ipProtocol == IPProtocol.udp {
+            guard available >= 8 else { return .refused }
+            let udpLength = Int(data.loadBigEndian(l4 + 4, as: UInt16.self))
+            guard udpLength >= 8, udpLength <= available else { return .refused }
+            transport = .udp
+        } else if ipProtocol == IPProtocol.tcp {
+            guard available >= 20 else { return .refused }
+            let tcpHeaderLength = Int(data.loadByte(l4 + 12) >> 4) * 4
+            guard tcpHeaderLength >= 20, tcpHeaderLength <= available else { return .refused }
+            transport = .tcp
+        } else {
+            return .refused
+        }
+        layout = PacketLayout()
+        layout.etherType = EtherType.ipv4
+        layout.network = .ipv4
+        layout.transport = transport
+        layout.ipProtocol = ipProtocol
+        layout.l3Offset = UInt16(l3)
+        layout.l4Offset = UInt16(l4)
+        layout.l3End = UInt32(l3 + totalLength)
+        layout.fragment.dontFragment = flags & 0x4000 != 0
+        layout.fragment.identification = UInt32(data.loadBigEndian(l3 + 4, as: UInt16.self))
+        key = FlowCacheKey(addresses: data.loadBigEndian(l3 + 12, as: UInt64.self),
+                           rest: UInt64(data.loadBigEndian(l4, as: UInt32.self)) << 32 | UInt64(ipProtocol) << 16
+                               | UInt64(linkType.rawValue) << 24 | UInt64(port))
+        return transport == .tcp && data.loadByte(l4 + 13) & 0x07 != 0 ? .changesState : .servable
+    }
+}

@@ -1,0 +1,189 @@
+import Foundation
+import StatelessKit
+import StatelessKitStore
+import StoreTestSupport
+import Testing
+
+/// Gives each flow's source a new address from a table (a flow's first
+/// packet inserts it), and lets the flow cache keep an established flow's
+/// translation for `lease` nanoseconds. With `touchesTTL`, it also lowers
+/// the TTL, which a cached rewrite cannot express.
+struct Readdress: StatefulNode {
+    enum Output: UInt8, NodeOutput { case out }
+    struct Scratch {
+        var key = FlowKey(source: .zero, destination: .zero, sourcePort: 0, destinationPort: 0, ipProtocol: 0)
+        var read: Ticket<Entry<UInt64>?>? = nil
+        var inserted = false
+    }
+    static var emptyScratch: Scratch { Scratch() }
+    let table: StateTable<FlowKey, UInt64>
+    let lease: Int64
+    var touchesTTL = false
+
+    func start(_ packet: inout Packet, _ scratch: inout Scratch, _ state: inout StateAccess,
+               _ context: inout NodeContext) -> Step<Output> {
+        scratch.key = packet.flowKey!
+        scratch.read = state.read(table, scratch.key)
+        return .wait
+    }
+
+    func resume(_ packet: inout Packet, _ scratch: inout Scratch, _ state: inout StateAccess,
+                _ context: inout NodeContext) -> Step<Output> {
+        let address = IPv4Address(198, 51, 100, UInt8(truncatingIfNeeded: scratch.key.sourcePort))
+        if let entry = state[scratch.read!] {
+            if lease > 0 { context.cacheFlow(until: Timestamp(nanoseconds: state.now.nanoseconds + lease)) }
+            packet.setIPv4Address(IPv4Address(UInt32(entry.value)), at: .source)
+        } else {
+            state.insertIfAbsent(table, scratch.key, UInt64(address.value),
+                                 deadline: Timestamp(nanoseconds: state.now.nanoseconds + 60_000_000_000))
+            packet.setIPv4Address(address, at: .source)
+        }
+        if touchesTTL {
+            let l3 = Int(packet.layout.l3Offset)
+            let word = UInt16(bigEndian: packet.data.loadUnaligned(fromByteOffset: l3 + 8, as: UInt16.self))
+            let lowered = word - 0x100
+            packet.data.storeBytes(of: lowered.bigEndian, toByteOffset: l3 + 8, as: UInt16.self)
+            let checksum = UInt16(bigEndian: packet.data.loadUnaligned(fromByteOffset: l3 + 10, as: UInt16.self))
+            packet.data.storeBytes(of: InternetChecksum.updated(checksum, old: word, new: lowered).bigEndian,
+                                   toByteOffset: l3 + 10, as: UInt16.self)
+        }
+        return .done(.out)
+    }
+}
+
+@Suite("The flow cache")
+struct FlowCacheTests {
+    /// A runner over parse → (count) → readdress → port 1.
+    static func runner(cache: Int, lease: Int64 = 10_000_000_000, counting: Bool = false, touchesTTL: Bool = false)
+        throws -> (GraphRunner, BufferPool) {
+        let schema = StateSchema(namespace: "flow-cache-\(UUID())")
+        let table = schema.table("addresses", key: FlowKey.self, value: UInt64.self, capacity: 1000)
+        let graph = try Graph("readdress") { g in
+            let parse = g.add(ParseNode())
+            let readdress = g.add(Readdress(table: table, lease: lease, touchesTTL: touchesTTL))
+            g.entry(parse)
+            if counting {
+                let count = g.add(CountNode("seen"))
+                g.route(parse) { $0 == .ip ? count as any Destination : g.drop("not ip") }
+                g.route(count) { _ in readdress }
+            } else {
+                g.route(parse) { $0 == .ip ? readdress as any Destination : g.drop("not ip") }
+            }
+            g.route(readdress) { _ in g.port(1) }
+        }
+        let pool = BufferPool(count: 256)
+        let runner = GraphRunner(graph: graph, pool: pool, session: try EmbeddedStore().makeSession(for: schema),
+                                 batchCapacity: 8, inFlight: 3, flowCacheEntries: cache)
+        return (runner, pool)
+    }
+
+    /// Runs `frames` through `runner`, batch by batch, each batch at its time
+    /// (`times[i]` for frame i); returns what came out, in order.
+    static func run(_ runner: GraphRunner, _ pool: BufferPool, _ frames: [[UInt8]], times: [Int64]) -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        let batch = PacketBatch(capacity: 8)
+        var next = 0
+        while next < frames.count || runner.inFlight > 0 {
+            if runner.canAdmit && next < frames.count {
+                let now = times[next]
+                while !batch.isFull && next < frames.count && times[next] == now {
+                    var packet = pool.allocate()!
+                    _ = frames[next].withUnsafeBytes { packet.setBytes($0) }
+                    batch.append(packet)
+                    next += 1
+                }
+                runner.admit(batch, now: Timestamp(nanoseconds: now))
+            }
+            runner.advance(wait: true)
+            runner.drain { _, packets in
+                for i in 0..<packets.count { out.append(Array(packets[i].bytes)) }
+                pool.release(packets)
+            }
+        }
+        return out
+    }
+
+    /// Flows of UDP and TCP ACK packets whose IP identification, length and
+    /// payload change from packet to packet (so does every checksum).
+    static func frames(flows: Int, rounds: Int) -> [[UInt8]] {
+        var frames: [[UInt8]] = []
+        for round in 0..<rounds {
+            for flow in 0..<flows {
+                let builder = PacketBuilder().ipv4(source: IPv4Address(10, 0, 0, UInt8(flow + 1)), destination: IPv4Address(192, 0, 2, 1),
+                                                   identification: UInt16(round * 31 + flow))
+                let payload = [UInt8](repeating: UInt8(truncatingIfNeeded: round * 7 + flow), count: round % 5 + flow)
+                frames.append(flow % 2 == 0
+                    ? builder.udp(source: UInt16(1000 + flow), destination: 53, payload: payload)
+                    : builder.tcp(source: UInt16(1000 + flow), destination: 80, sequence: UInt32(round * 100),
+                                  flags: [.ack, .psh], payload: payload))
+            }
+        }
+        return frames
+    }
+
+    @Test("an established flow's packets skip the graph, with the bytes the graph gives them")
+    func sameBytes() throws {
+        let frames = Self.frames(flows: 6, rounds: 20)
+        let times = frames.indices.map { Int64($0 / 8) * 1_000_000 }
+        let (cached, cachedPool) = try Self.runner(cache: 64)
+        let (plain, plainPool) = try Self.runner(cache: 0)
+        let withCache = Self.run(cached, cachedPool, frames, times: times)
+        let without = Self.run(plain, plainPool, frames, times: times)
+        #expect(withCache.count == frames.count)
+        #expect(withCache == without)
+        // Each flow: an insert, a read that installs it, then hits.
+        #expect(cached.counters["flowCache.installed"] >= 6)
+        #expect(cached.counters["flowCache.hits"] >= 6 * 15)
+        #expect(cached.counters["flowCache.rejected"] == 0)
+        #expect(cached.stateOperations < plain.stateOperations / 4)
+        #expect(plain.counters["flowCache.hits"] == 0 && plain.flowCacheEntries == 0)
+        #expect(cachedPool.available == 256 && plainPool.available == 256)
+    }
+
+    @Test("a node that does not vouch for the flow keeps every packet in the graph")
+    func countingNode() throws {
+        let frames = Self.frames(flows: 4, rounds: 10)
+        let (runner, pool) = try Self.runner(cache: 64, counting: true)
+        let out = Self.run(runner, pool, frames, times: frames.indices.map { Int64($0 / 8) * 1_000_000 })
+        #expect(out.count == frames.count)
+        #expect(runner.counters["seen"] == frames.count)
+        #expect(runner.counters["flowCache.hits"] == 0 && runner.counters["flowCache.installed"] == 0)
+    }
+
+    @Test("when the lease ends, the flow crosses the graph and reads the store again")
+    func leaseEnds() throws {
+        // One flow: t=0 inserts, t=1 ms reads (lease to 1.001 s), t=2..5 ms hit,
+        // t=2 s reads again and installs again, t=2.5 s hits.
+        let frames = Self.frames(flows: 1, rounds: 8)
+        let times: [Int64] = [0, 1, 2, 3, 4, 5, 2_000, 2_500].map { $0 * 1_000_000 }
+        let (runner, pool) = try Self.runner(cache: 64, lease: 1_000_000_000)
+        let out = Self.run(runner, pool, frames, times: times)
+        let (plain, plainPool) = try Self.runner(cache: 0)
+        #expect(out == Self.run(plain, plainPool, frames, times: times))
+        #expect(runner.counters["flowCache.hits"] == 5)
+        #expect(runner.counters["flowCache.installed"] == 2)
+        #expect(runner.stateOperations == 4, "a read and an insert, then two reads")
+    }
+
+    @Test("a rewrite beyond addresses and ports is checked and never cached")
+    func rejected() throws {
+        let frames = Self.frames(flows: 3, rounds: 6)
+        let times = frames.indices.map { Int64($0 / 8) * 1_000_000 }
+        let (runner, pool) = try Self.runner(cache: 64, touchesTTL: true)
+        let out = Self.run(runner, pool, frames, times: times)
+        let (plain, plainPool) = try Self.runner(cache: 0, touchesTTL: true)
+        #expect(out == Self.run(plain, plainPool, frames, times: times))
+        #expect(runner.counters["flowCache.hits"] == 0 && runner.counters["flowCache.installed"] == 0)
+        #expect(runner.counters["flowCache.rejected"] > 0)
+    }
+
+    @Test("a cache smaller than the flows replaces entries and stays right")
+    func smallCache() throws {
+        let frames = Self.frames(flows: 40, rounds: 6)
+        let times = frames.indices.map { Int64($0 / 8) * 1_000_000 }
+        let (runner, pool) = try Self.runner(cache: 4)
+        let (plain, plainPool) = try Self.runner(cache: 0)
+        #expect(Self.run(runner, pool, frames, times: times) == Self.run(plain, plainPool, frames, times: times))
+        #expect(runner.flowCacheEntries == 4)
+    }
+}
