@@ -151,8 +151,6 @@ void sk_pktmbuf_free_bulk(struct rte_mbuf **mbufs, unsigned count) {
 
 void *sk_pktmbuf_data(struct rte_mbuf *mbuf) { return rte_pktmbuf_mtod(mbuf, void *); }
 
-uint16_t sk_pktmbuf_data_len(const struct rte_mbuf *mbuf) { return rte_pktmbuf_data_len(mbuf); }
-
 int sk_eth_stats(uint16_t port, struct sk_port_stats *stats) {
     struct rte_eth_stats raw;
     int rc = rte_eth_stats_get(port, &raw);
@@ -170,18 +168,19 @@ struct rte_mbuf *sk_pktmbuf_alloc(struct rte_mempool *pool) { return rte_pktmbuf
 
 void sk_pktmbuf_free(struct rte_mbuf *mbuf) { rte_pktmbuf_free(mbuf); }
 
-void *sk_mbuf_buf_addr(const struct rte_mbuf *mbuf) { return mbuf->buf_addr; }
-
-uint16_t sk_mbuf_buf_len(const struct rte_mbuf *mbuf) { return mbuf->buf_len; }
-
-uint16_t sk_mbuf_data_off(const struct rte_mbuf *mbuf) { return mbuf->data_off; }
-
-uint16_t sk_mbuf_nb_segs(const struct rte_mbuf *mbuf) { return mbuf->nb_segs; }
-
-void sk_mbuf_set_data(struct rte_mbuf *mbuf, uint16_t data_off, uint16_t length) {
-    mbuf->data_off = data_off;
-    mbuf->data_len = length;
-    mbuf->pkt_len = length;
+struct sk_mbuf_fields sk_mbuf_field_offsets(void) {
+    _Static_assert(sizeof(((struct rte_mbuf *)0)->data_off) == 2 && sizeof(((struct rte_mbuf *)0)->buf_len) == 2
+                   && sizeof(((struct rte_mbuf *)0)->nb_segs) == 2 && sizeof(((struct rte_mbuf *)0)->data_len) == 2
+                   && sizeof(((struct rte_mbuf *)0)->pkt_len) == 4, "the mbuf field sizes the Swift side assumes");
+    struct sk_mbuf_fields fields = {
+        .buf_addr = offsetof(struct rte_mbuf, buf_addr),
+        .buf_len = offsetof(struct rte_mbuf, buf_len),
+        .data_off = offsetof(struct rte_mbuf, data_off),
+        .nb_segs = offsetof(struct rte_mbuf, nb_segs),
+        .data_len = offsetof(struct rte_mbuf, data_len),
+        .pkt_len = offsetof(struct rte_mbuf, pkt_len),
+    };
+    return fields;
 }
 
 #pragma clang attribute pop

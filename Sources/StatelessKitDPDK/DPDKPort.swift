@@ -88,6 +88,7 @@ public final class DPDKQueue {
     /// The queue number (the same for receiving and sending).
     public let queue: UInt16
     let mbufs: UnsafeMutablePointer<OpaquePointer?>
+    let fields = MbufFields.current
     let burst = 256
 
     /// Queue `queue` of `port`.
@@ -113,12 +114,12 @@ public final class DPDKQueue {
         let count = Int(sk_rx_burst(port.id, queue, mbufs, UInt16(room)))
         for i in 0..<count {
             let mbuf = mbufs[i]!
-            guard sk_mbuf_nb_segs(mbuf) == 1 else {
+            guard fields.segments(of: mbuf) == 1 else {
                 sk_pktmbuf_free(mbuf)
                 dropped += 1
                 continue
             }
-            var packet = MbufPool.packet(over: mbuf)
+            var packet = fields.packet(over: mbuf)
             packet.port = graphPort
             packet.timestamp = time
             _ = batch.append(packet)
@@ -135,7 +136,7 @@ public final class DPDKQueue {
         var start = 0
         while start < batch.count {
             let count = min(batch.count - start, burst)
-            for i in 0..<count { mbufs[i] = MbufPool.mbuf(of: batch[start + i]) }
+            for i in 0..<count { mbufs[i] = fields.mbuf(of: batch[start + i]) }
             let taken = Int(sk_tx_burst(port.id, queue, mbufs, UInt16(count)))
             if taken < count { sk_pktmbuf_free_bulk(mbufs + taken, UInt32(count - taken)) }
             sent += taken

@@ -28,14 +28,46 @@ public final class MbufPool: PacketPool {
 
     deinit { sk_mempool_free(pool) }
 
+    public func allocate() -> Packet? {
+        guard let mbuf = sk_pktmbuf_alloc(pool) else { return nil }
+        return MbufFields.current.packet(over: mbuf)
+    }
+
+    public func release(_ packet: Packet) {
+        sk_pktmbuf_free(OpaquePointer(bitPattern: packet.handle))
+    }
+}
+
+/// Where an `rte_mbuf` keeps the fields a packet view needs (from the shim's
+/// offsetof), so that receiving and sending read and write them directly
+/// instead of calling into C once per field and packet.
+@usableFromInline
+struct MbufFields: Sendable {
+    let bufferAddress: Int, bufferLength: Int, dataOffset: Int, segments: Int, dataLength: Int, packetLength: Int
+
+    /// This DPDK's layout.
+    static let current: MbufFields = {
+        let raw = sk_mbuf_field_offsets()
+        return MbufFields(bufferAddress: Int(raw.buf_addr), bufferLength: Int(raw.buf_len), dataOffset: Int(raw.data_off),
+                          segments: Int(raw.nb_segs), dataLength: Int(raw.data_len), packetLength: Int(raw.pkt_len))
+    }()
+
+    /// The number of segments of `mbuf`'s packet.
+    @inline(__always)
+    func segments(of mbuf: OpaquePointer) -> UInt16 {
+        UnsafeRawPointer(mbuf).load(fromByteOffset: segments, as: UInt16.self)
+    }
+
     /// The packet over `mbuf` (a one-segment packet): its data as the mbuf
     /// holds it.
     @inline(__always)
-    static func packet(over mbuf: OpaquePointer) -> Packet {
-        var packet = Packet(buffer: sk_mbuf_buf_addr(mbuf)!, bufferSize: Int(sk_mbuf_buf_len(mbuf)),
-                            handle: UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(mbuf))),
-                            headroom: Int(sk_mbuf_data_off(mbuf)))
-        _ = packet.setLength(Int(sk_pktmbuf_data_len(mbuf)))
+    func packet(over mbuf: OpaquePointer) -> Packet {
+        let raw = UnsafeRawPointer(mbuf)
+        var packet = Packet(buffer: raw.load(fromByteOffset: bufferAddress, as: UnsafeMutableRawPointer.self),
+                            bufferSize: Int(raw.load(fromByteOffset: bufferLength, as: UInt16.self)),
+                            handle: UInt(bitPattern: raw),
+                            headroom: Int(raw.load(fromByteOffset: dataOffset, as: UInt16.self)))
+        _ = packet.setLength(Int(raw.load(fromByteOffset: dataLength, as: UInt16.self)))
         packet.originalLength = packet.length
         return packet
     }
@@ -43,18 +75,11 @@ public final class MbufPool: PacketPool {
     /// The mbuf a packet is a view over, its data and length brought up to
     /// date (a rewrite may have moved the start or changed the length).
     @inline(__always)
-    static func mbuf(of packet: Packet) -> OpaquePointer {
-        let mbuf = OpaquePointer(bitPattern: packet.handle)!
-        sk_mbuf_set_data(mbuf, UInt16(packet.dataOffset), UInt16(packet.length))
-        return mbuf
-    }
-
-    public func allocate() -> Packet? {
-        guard let mbuf = sk_pktmbuf_alloc(pool) else { return nil }
-        return Self.packet(over: mbuf)
-    }
-
-    public func release(_ packet: Packet) {
-        sk_pktmbuf_free(OpaquePointer(bitPattern: packet.handle))
+    func mbuf(of packet: Packet) -> OpaquePointer {
+        let raw = UnsafeMutableRawPointer(bitPattern: packet.handle)!
+        raw.storeBytes(of: UInt16(packet.dataOffset), toByteOffset: dataOffset, as: UInt16.self)
+        raw.storeBytes(of: UInt16(packet.length), toByteOffset: dataLength, as: UInt16.self)
+        raw.storeBytes(of: UInt32(packet.length), toByteOffset: packetLength, as: UInt32.self)
+        return OpaquePointer(raw)
     }
 }

@@ -60,8 +60,6 @@ uint16_t sk_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **mbufs,
 void sk_pktmbuf_free_bulk(struct rte_mbuf **mbufs, unsigned count);
 /// rte_pktmbuf_mtod: the first byte of the packet's data.
 void *sk_pktmbuf_data(struct rte_mbuf *mbuf);
-/// The packet's length in its first segment (data_len).
-uint16_t sk_pktmbuf_data_len(const struct rte_mbuf *mbuf);
 
 /// A port's totals (rte_eth_stats_get): packets received and sent, received
 /// packets the port missed (its ring full), receive and send errors, and
@@ -93,14 +91,18 @@ void sk_thread_unregister(void);
 struct rte_mbuf *sk_pktmbuf_alloc(struct rte_mempool *pool);
 /// rte_pktmbuf_free.
 void sk_pktmbuf_free(struct rte_mbuf *mbuf);
-/// The mbuf's buffer: its start, its size, and where the data starts in it.
-void *sk_mbuf_buf_addr(const struct rte_mbuf *mbuf);
-uint16_t sk_mbuf_buf_len(const struct rte_mbuf *mbuf);
-uint16_t sk_mbuf_data_off(const struct rte_mbuf *mbuf);
-/// The number of segments of the packet.
-uint16_t sk_mbuf_nb_segs(const struct rte_mbuf *mbuf);
-/// Makes a one-segment packet's data start `data_off` bytes into the buffer
-/// and be `length` bytes long (data_len and pkt_len).
-void sk_mbuf_set_data(struct rte_mbuf *mbuf, uint16_t data_off, uint16_t length);
+/// Where struct rte_mbuf keeps the fields a packet view reads and writes
+/// (their offsetof in this DPDK's layout), so that Swift reaches them with a
+/// load or a store instead of a call per packet. Field types: buf_addr
+/// void *, pkt_len uint32_t, the others uint16_t.
+struct sk_mbuf_fields {
+    uint16_t buf_addr;
+    uint16_t buf_len;
+    uint16_t data_off;
+    uint16_t nb_segs;
+    uint16_t data_len;
+    uint16_t pkt_len;
+};
+struct sk_mbuf_fields sk_mbuf_field_offsets(void);
 
 #endif

@@ -66,6 +66,7 @@ public struct FragmentInfo: Hashable, Sendable {
     public var isNonFirst: Bool { offset != 0 }
 
     /// No fragmentation.
+    @inlinable
     public init() {}
 }
 
@@ -89,6 +90,7 @@ public struct QuotedPacket: Hashable, Sendable {
     public var end: UInt32 = 0
 
     /// An empty quote, filled in by the parser.
+    @inlinable
     public init() {}
 
     /// The number of quoted transport bytes.
@@ -129,6 +131,7 @@ public struct PacketLayout: Hashable, Sendable {
     public var quote: QuotedPacket? = nil
 
     /// An empty layout, filled in by the parser.
+    @inlinable
     public init() {}
 
     /// The VLAN ids (the low 12 bits of each tag), outer first.

@@ -60,8 +60,9 @@ public struct RunSummary: Sendable {
 
 /// Runs a graph over a packet source into a sink on the calling thread: the
 /// loop of one worker. Batches are admitted while a slot is free; the worker
-/// waits for the store only when every slot waits; after every batch the
-/// expiry sweeps a bounded number of index slots; the counters go to
+/// waits for the store only when every slot waits; after every round of
+/// batches in a replay, and every millisecond live, the expiry sweeps a
+/// bounded number of index slots (`expiryBudget`); the counters go to
 /// swift-metrics (``MetricsPublisher``) now and then and at the end.
 public final class Driver {
     /// The runner.
@@ -73,6 +74,9 @@ public final class Driver {
     let metrics: MetricsPublisher
     var now = Timestamp.zero
     var expired = 0
+    var lastSweep: Int64 = 0
+    /// How often a live run sweeps, in nanoseconds.
+    static let sweepInterval: Int64 = 1_000_000
 
     /// A driver for `runner`, whose packets come from `pool`. With
     /// `idleSleep` (seconds), a live source that has brought nothing for 100
@@ -128,7 +132,19 @@ public final class Driver {
                 pool.release(packets)
             }
             if let sinkError { throw sinkError }
-            if let session = runner.session { expired += session.expire(now: now, budget: expiryBudget) }
+            if let session = runner.session {
+                if clock == .replay {
+                    expired += session.expire(now: now, budget: expiryBudget)
+                } else {
+                    // Live: a sweep per millisecond, not per batch, so that its
+                    // cost does not grow with the packet rate.
+                    let wall = Timestamp.wallClock()
+                    if wall.nanoseconds - lastSweep >= Self.sweepInterval {
+                        lastSweep = wall.nanoseconds
+                        expired += session.expire(now: wall, budget: expiryBudget)
+                    }
+                }
+            }
             if runner.batchesIn & 1023 == 0 { metrics.publish() }
         }
         metrics.publish()

@@ -35,6 +35,10 @@ final class FlowCache {
         @usableFromInline var ports: UInt32 = 0
         /// The port index the packets leave by.
         @usableFromInline var output: Int32 = 0
+        /// What the address change adds to the IPv4 header checksum's sum.
+        @usableFromInline var ipSum: UInt32 = 0
+        /// What the address and port changes add to the TCP/UDP checksum's sum.
+        @usableFromInline var transportSum: UInt32 = 0
 
         @inlinable
         init() {}
@@ -89,6 +93,31 @@ final class FlowCache {
         bucket[slot] = entry
     }
 
+    /// The entry that rewrites packets of `key` to `addresses` and `ports`
+    /// and sends them to port index `output` until `lease`, for batches from
+    /// `firstBatch` on.
+    static func entry(_ key: FlowCacheKey, addresses: UInt64, ports: UInt32, output: Int, lease: Int64,
+                      firstBatch: Int64) -> Entry {
+        func change(_ old: UInt64, _ new: UInt64, words: Int) -> UInt32 {
+            var sum: UInt32 = 0
+            for word in 0..<words {
+                let shift = UInt64(word * 16)
+                sum &+= UInt32(~UInt16(truncatingIfNeeded: old >> shift)) &+ UInt32(UInt16(truncatingIfNeeded: new >> shift))
+            }
+            return InternetChecksum.fold(sum)
+        }
+        var entry = Entry()
+        entry.key = key
+        entry.lease = lease
+        entry.firstBatch = firstBatch
+        entry.addresses = addresses
+        entry.ports = ports
+        entry.output = Int32(output)
+        entry.ipSum = change(key.addresses, addresses, words: 4)
+        entry.transportSum = InternetChecksum.fold(entry.ipSum &+ change(key.rest >> 32, UInt64(ports), words: 2))
+        return entry
+    }
+
     /// Forgets the entry of `key`, if any.
     @inlinable @inline(__always)
     func remove(_ key: FlowCacheKey, hash: UInt64) {
@@ -111,21 +140,25 @@ struct FlowCandidate {
 }
 
 extension Packet {
-    /// Applies a cached rewrite through the same field-by-field rewrites the
-    /// graph's nodes use (so with the same checksum arithmetic): source
-    /// address, destination address, source port, destination port, each
-    /// only if it changes. The layout must be the one ``PacketParser/parseCacheable``
-    /// gave.
+    /// Applies a cached rewrite: the new addresses and ports, and the IPv4
+    /// header and TCP/UDP checksums updated by the entry's precomputed sums
+    /// (RFC 1624, as the graph's field-by-field rewrites do: one's
+    /// complement addition gives the same checksum in whatever grouping;
+    /// a zero UDP checksum stays zero and none becomes zero). The layout must
+    /// be the one ``PacketParser/parseCacheable`` gave.
     @inlinable @inline(__always)
-    func applyCachedRewrite(addresses: UInt64, ports: UInt32) {
+    func applyCachedRewrite(_ entry: FlowCache.Entry) {
         let l3 = Int(layout.l3Offset), l4 = Int(layout.l4Offset)
-        let source = UInt32(truncatingIfNeeded: addresses >> 32), destination = UInt32(truncatingIfNeeded: addresses)
-        if data.loadBigEndian(l3 + 12, as: UInt32.self) != source { setIPv4Address(IPv4Address(source), at: .source) }
-        if data.loadBigEndian(l3 + 16, as: UInt32.self) != destination {
-            setIPv4Address(IPv4Address(destination), at: .destination)
+        let headerChecksum = UInt32(~data.loadBigEndian(l3 + 10, as: UInt16.self))
+        data.storeBigEndian(~UInt16(truncatingIfNeeded: InternetChecksum.fold(headerChecksum &+ entry.ipSum)), at: l3 + 10)
+        let udp = layout.transport == .udp
+        let field = l4 + (udp ? 6 : 16)
+        let old = data.loadBigEndian(field, as: UInt16.self)
+        if !udp || old != 0 {
+            let new = ~UInt16(truncatingIfNeeded: InternetChecksum.fold(UInt32(~old) &+ entry.transportSum))
+            data.storeBigEndian(udp && new == 0 ? 0xFFFF : new, at: field)
         }
-        let sourcePort = UInt16(truncatingIfNeeded: ports >> 16), destinationPort = UInt16(truncatingIfNeeded: ports)
-        if data.loadBigEndian(l4, as: UInt16.self) != sourcePort { setPort(sourcePort, at: .source) }
-        if data.loadBigEndian(l4 + 2, as: UInt16.self) != destinationPort { setPort(destinationPort, at: .destination) }
+        data.storeBytes(of: entry.addresses.bigEndian, toByteOffset: l3 + 12, as: UInt64.self)
+        data.storeBytes(of: entry.ports.bigEndian, toByteOffset: l4, as: UInt32.self)
     }
 }

@@ -197,7 +197,7 @@ public final class GraphRunner {
         }
         let hash = key.hash
         if let found = cache.find(key, hash: hash, now: slot.now.nanoseconds, batch: horizon) {
-            packet.pointee.applyCachedRewrite(addresses: found.pointee.addresses, ports: found.pointee.ports)
+            packet.pointee.applyCachedRewrite(found.pointee)
             slot.leases[i] = .min
             slot.append(UInt16(i), to: slot.nodeCount + Int(found.pointee.output))
             return true
@@ -256,17 +256,11 @@ public final class GraphRunner {
         replay.storedLength = Int32(count)
         replay.linkType = packet.linkType
         replay.layout = layout
-        let ports = UInt32(truncatingIfNeeded: after.rest >> 32)
-        replay.applyCachedRewrite(addresses: after.addresses, ports: ports)
+        let entry = FlowCache.entry(candidate.key, addresses: after.addresses, ports: UInt32(truncatingIfNeeded: after.rest >> 32),
+                                    output: output, lease: lease, firstBatch: nextSerial)
+        replay.applyCachedRewrite(entry)
         guard UnsafeRawBufferPointer(start: probe, count: count)
             .elementsEqual(UnsafeRawBufferPointer(start: packet.data, count: count)) else { return nil }
-        var entry = FlowCache.Entry()
-        entry.key = candidate.key
-        entry.lease = lease
-        entry.firstBatch = nextSerial
-        entry.addresses = after.addresses
-        entry.ports = ports
-        entry.output = Int32(output)
         return entry
     }
 
