@@ -30,6 +30,7 @@ let package = Package(
         .target(
             name: "StatelessKit",
             dependencies: [
+                "CPrefetchShim",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ]

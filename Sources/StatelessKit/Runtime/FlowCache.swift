@@ -1,3 +1,8 @@
+import CPrefetchShim
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One worker's cache of what the graph did to each flow's packets, so that
 /// the next packets of an established flow skip the graph and the store.
 ///
@@ -17,12 +22,16 @@
 /// installs the entry only if that gives the bytes the graph produced.
 ///
 /// Set-associative, four entries a bucket, replacing an expired entry
-/// first, then in turn. Allocates only when made.
+/// first, then in turn; a new entry takes the first free way, so most
+/// lookups end at the first. Each entry (key and value) fills one cache
+/// line, and a batch's lookups are made in passes (the first way's line
+/// prefetched for every packet, then the keys matched, then the entries
+/// used) so that their memory accesses overlap. The table lives in 2 MB
+/// pages where the kernel gives them. Allocates only when made.
 @usableFromInline
 final class FlowCache {
     @usableFromInline
     struct Entry {
-        @usableFromInline var key = FlowCacheKey.none
         /// Until when the entry may serve packets (nanoseconds).
         @usableFromInline var lease: Int64 = .min
         /// The first batch number that may use the entry: every batch
@@ -44,59 +53,93 @@ final class FlowCache {
         init() {}
     }
 
-    @usableFromInline let entries: UnsafeMutablePointer<Entry>
+    /// The entries, one to a cache line: the key, then the entry.
+    @usableFromInline let lines: UnsafeMutableRawPointer
     @usableFromInline let bucketMask: UInt64
     @usableFromInline var victim: Int = 0
     /// How many entries the cache holds at most.
     let capacity: Int
+    /// The table's size in bytes.
+    let bytes: Int
+    static let hugePage = 2 << 20
+    @usableFromInline static let line = 64
+    @usableFromInline static let entryOffset = MemoryLayout<FlowCacheKey>.stride
 
     /// A cache of at least `capacity` entries (rounded up to a power of two,
     /// at least one bucket).
     init(capacity: Int) {
+        precondition(Self.entryOffset + MemoryLayout<Entry>.size <= Self.line, "a flow cache entry fills one line")
         let buckets = max(1, (capacity + 3) / 4)
         let rounded = 1 << (Int.bitWidth - (buckets - 1).leadingZeroBitCount)
         self.capacity = rounded * 4
         bucketMask = UInt64(rounded - 1)
-        entries = .allocate(capacity: self.capacity)
-        entries.initialize(repeating: Entry(), count: self.capacity)
+        let size = self.capacity * Self.line
+        let alignment = size >= Self.hugePage ? Self.hugePage : Self.line
+        bytes = (size + alignment - 1) / alignment * alignment
+        lines = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: alignment)
+        #if canImport(Glibc)
+        // Lookups land anywhere in the table: with 4 KB pages nearly every
+        // one would miss the TLB.
+        if alignment == Self.hugePage { _ = madvise(lines, bytes, MADV_HUGEPAGE) }
+        #endif
+        for index in 0..<self.capacity {
+            (lines + index * Self.line).initializeMemory(as: FlowCacheKey.self, repeating: .none, count: 1)
+            (lines + index * Self.line + Self.entryOffset).initializeMemory(as: Entry.self, repeating: Entry(), count: 1)
+        }
     }
 
     deinit {
-        entries.deallocate()
+        lines.deallocate()
     }
 
-    /// The live entry of `key` that batch `batch` may use at `now`, if any.
+    /// The key at `index`.
     @inlinable @inline(__always)
-    func find(_ key: FlowCacheKey, hash: UInt64, now: Int64, batch: Int64) -> UnsafeMutablePointer<Entry>? {
-        let bucket = entries + Int(hash & bucketMask) << 2
-        for way in 0..<4 where bucket[way].key == key {
-            let entry = bucket + way
-            return entry.pointee.lease > now && batch >= entry.pointee.firstBatch ? entry : nil
-        }
-        return nil
+    func key(_ index: Int) -> UnsafeMutablePointer<FlowCacheKey> {
+        (lines + index &* Self.line).assumingMemoryBound(to: FlowCacheKey.self)
     }
 
-    /// Installs `entry` in place of the key's old entry, an expired one, or
-    /// the bucket's next in turn.
+    /// The entry at `index`.
+    @inlinable @inline(__always)
+    func entry(_ index: Int) -> UnsafeMutablePointer<Entry> {
+        (lines + (index &* Self.line &+ Self.entryOffset)).assumingMemoryBound(to: Entry.self)
+    }
+
+    /// Starts loading the first line of `hash`'s bucket into the CPU cache.
+    @inlinable @inline(__always)
+    func prefetch(hash: UInt64) {
+        sk_prefetch(lines + (Int(hash & bucketMask) &<< 2) &* Self.line)
+    }
+
+    /// The index of `key`'s entry, or -1.
+    @inlinable @inline(__always)
+    func index(of key: FlowCacheKey, hash: UInt64) -> Int {
+        let first = Int(hash & bucketMask) &<< 2
+        for way in first..<first &+ 4 where self.key(way).pointee == key { return way }
+        return -1
+    }
+
+    /// Installs `entry` for `key` in place of the key's old entry, an
+    /// expired one, or the bucket's next in turn.
     @usableFromInline
-    func install(_ entry: Entry, hash: UInt64, now: Int64) {
-        let bucket = entries + Int(hash & bucketMask) << 2
+    func install(_ key: FlowCacheKey, _ entry: Entry, hash: UInt64, now: Int64) {
+        let first = Int(hash & bucketMask) << 2
         var slot = -1
-        for way in 0..<4 {
-            if bucket[way].key == entry.key { slot = way; break }
-            if slot < 0 && bucket[way].lease <= now { slot = way }
+        for way in first..<first + 4 {
+            if self.key(way).pointee == key { slot = way; break }
+            if slot < 0 && self.entry(way).pointee.lease <= now { slot = way }
         }
         if slot < 0 {
-            slot = victim
+            slot = first + victim
             victim = (victim + 1) & 3
         }
-        bucket[slot] = entry
+        self.key(slot).pointee = key
+        self.entry(slot).pointee = entry
     }
 
     /// The entry that rewrites packets of `key` to `addresses` and `ports`
     /// and sends them to port index `output` until `lease`, for batches from
     /// `firstBatch` on.
-    static func entry(_ key: FlowCacheKey, addresses: UInt64, ports: UInt32, output: Int, lease: Int64,
+    static func makeEntry(_ key: FlowCacheKey, addresses: UInt64, ports: UInt32, output: Int, lease: Int64,
                       firstBatch: Int64) -> Entry {
         func change(_ old: UInt64, _ new: UInt64, words: Int) -> UInt32 {
             var sum: UInt32 = 0
@@ -107,7 +150,6 @@ final class FlowCache {
             return InternetChecksum.fold(sum)
         }
         var entry = Entry()
-        entry.key = key
         entry.lease = lease
         entry.firstBatch = firstBatch
         entry.addresses = addresses
@@ -121,8 +163,11 @@ final class FlowCache {
     /// Forgets the entry of `key`, if any.
     @inlinable @inline(__always)
     func remove(_ key: FlowCacheKey, hash: UInt64) {
-        let bucket = entries + Int(hash & bucketMask) << 2
-        for way in 0..<4 where bucket[way].key == key { bucket[way] = Entry() }
+        let first = Int(hash & bucketMask) &<< 2
+        for way in first..<first &+ 4 where self.key(way).pointee == key {
+            self.key(way).pointee = .none
+            entry(way).pointee = Entry()
+        }
     }
 }
 
@@ -130,8 +175,12 @@ final class FlowCache {
 /// where its bytes were when it came in.
 @usableFromInline
 struct FlowCandidate {
+    /// What the flow cache's parse made of it.
+    @usableFromInline var parse = FlowCacheParse.refused
     @usableFromInline var key = FlowCacheKey.none
     @usableFromInline var hash: UInt64 = 0
+    /// Its flow's entry in the cache, or -1.
+    @usableFromInline var entry = -1
     @usableFromInline var dataOffset: Int32 = 0
     @usableFromInline var length: Int32 = 0
 

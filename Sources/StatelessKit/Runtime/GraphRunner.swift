@@ -150,8 +150,36 @@ public final class GraphRunner {
             slot.candidateCount = 0
             let horizon = oldestRunning()
             var hits = 0
-            for i in 0..<batch.count {
-                (slot.packets + i).initialize(to: batch[i])
+            // In passes, so that the batch's memory accesses overlap: the
+            // keys, their buckets' loads started; the buckets searched; then
+            // the entries used.
+            let count = batch.count
+            for i in 0..<count {
+                let packet = slot.packets + i
+                packet.initialize(to: batch[i])
+                let candidate = slot.candidates + i
+                candidate.pointee.parse = PacketParser.parseCacheable(
+                    packet.pointee.data, length: Int(packet.pointee.length), linkType: packet.pointee.linkType,
+                    port: packet.pointee.port, layout: &packet.pointee.layout, key: &candidate.pointee.key)
+                if candidate.pointee.parse != .refused {
+                    candidate.pointee.hash = candidate.pointee.key.hash
+                    flowCache.prefetch(hash: candidate.pointee.hash)
+                }
+            }
+            for i in 0..<count {
+                let candidate = slot.candidates + i
+                switch candidate.pointee.parse {
+                case .servable:
+                    candidate.pointee.entry = flowCache.index(of: candidate.pointee.key, hash: candidate.pointee.hash)
+                case .changesState:
+                    // The flow's later packets must not overtake this one:
+                    // they wait for an entry installed after it left.
+                    flowCache.remove(candidate.pointee.key, hash: candidate.pointee.hash)
+                case .refused:
+                    break
+                }
+            }
+            for i in 0..<count {
                 if serveFromCache(i, slot, flowCache, horizon: horizon) {
                     hits += 1
                 } else {
@@ -179,33 +207,28 @@ public final class GraphRunner {
     }
 
     /// Sends the slot's packet `i` straight to its port with its flow's
-    /// cached rewrite, if the cache has its flow; otherwise marks it as a
-    /// candidate (when its kind can be cached) and returns `false`.
+    /// cached rewrite, if the cache has a live entry for its flow that this
+    /// batch may use; otherwise keeps it as a candidate (when its kind can
+    /// be cached) and returns `false`. The packet's candidate record holds
+    /// its parse, key, hash and entry index already.
     @inlinable @inline(__always)
     func serveFromCache(_ i: Int, _ slot: BatchSlot, _ cache: FlowCache, horizon: Int64) -> Bool {
-        let packet = slot.packets + i
-        var key = FlowCacheKey.none
-        let parsed = PacketParser.parseCacheable(packet.pointee.data, length: Int(packet.pointee.length),
-                                                 linkType: packet.pointee.linkType, port: packet.pointee.port,
-                                                 layout: &packet.pointee.layout, key: &key)
-        guard parsed == .servable else {
+        let candidate = slot.candidates + i
+        guard candidate.pointee.parse == .servable else {
             slot.leases[i] = .min
-            // The flow's later packets must not overtake this one: they wait
-            // for an entry installed after it left.
-            if parsed == .changesState { cache.remove(key, hash: key.hash) }
             return false
         }
-        let hash = key.hash
-        if let found = cache.find(key, hash: hash, now: slot.now.nanoseconds, batch: horizon) {
-            packet.pointee.applyCachedRewrite(found.pointee)
-            slot.leases[i] = .min
-            slot.append(UInt16(i), to: slot.nodeCount + Int(found.pointee.output))
-            return true
+        let packet = slot.packets + i
+        if candidate.pointee.entry >= 0 {
+            let found = cache.entry(candidate.pointee.entry)
+            if found.pointee.lease > slot.now.nanoseconds && horizon >= found.pointee.firstBatch {
+                packet.pointee.applyCachedRewrite(found.pointee)
+                slot.leases[i] = .min
+                slot.append(UInt16(i), to: slot.nodeCount + Int(found.pointee.output))
+                return true
+            }
         }
         slot.leases[i] = .max
-        let candidate = slot.candidates + i
-        candidate.pointee.key = key
-        candidate.pointee.hash = hash
         candidate.pointee.dataOffset = packet.pointee.dataOffset
         candidate.pointee.length = packet.pointee.length
         slot.candidateCount += 1
@@ -231,7 +254,7 @@ public final class GraphRunner {
                 guard lease > now else { continue }
                 slot.leases[index] = .min
                 if let entry = checkedEntry(index, slot, output: output, lease: lease) {
-                    flowCache.install(entry, hash: slot.candidates[index].hash, now: now)
+                    flowCache.install(slot.candidates[index].key, entry, hash: slot.candidates[index].hash, now: now)
                     counters.add(at: cacheInstalls)
                 } else {
                     counters.add(at: cacheRejects)
@@ -256,7 +279,7 @@ public final class GraphRunner {
         replay.storedLength = Int32(count)
         replay.linkType = packet.linkType
         replay.layout = layout
-        let entry = FlowCache.entry(candidate.key, addresses: after.addresses, ports: UInt32(truncatingIfNeeded: after.rest >> 32),
+        let entry = FlowCache.makeEntry(candidate.key, addresses: after.addresses, ports: UInt32(truncatingIfNeeded: after.rest >> 32),
                                     output: output, lease: lease, firstBatch: nextSerial)
         replay.applyCachedRewrite(entry)
         guard UnsafeRawBufferPointer(start: probe, count: count)
