@@ -113,45 +113,66 @@ struct NATFlowCacheTests {
             }
             events.append((Int(generator.next() % 2), time, port, frame))
         }
-        func run(cache: Int) throws -> (frames: [[UInt8]], drops: [String: Int], hits: Int) {
+        let run = { (cache: Int) throws -> InstancesRun in
             let nat = try Self.nat("instances-\(UUID())", configure: configure)
-            let store = EmbeddedStore()
-            let pool = BufferPool(count: 64)
-            let instances = try (0..<2).map { _ in
-                GraphRunner(graph: try nat.graph(), pool: pool, session: try store.makeSession(for: nat.state.schema),
-                            batchCapacity: 1, inFlight: 1, flowCacheEntries: cache)
-            }
-            var frames: [[UInt8]] = []
-            let batch = PacketBatch(capacity: 1)
-            for event in events {
-                let runner = instances[event.instance]
-                _ = runner.session!.expire(now: Timestamp(nanoseconds: event.time), budget: 1000)
-                var packet = pool.allocate()!
-                _ = event.frame.withUnsafeBytes { packet.setBytes($0) }
-                packet.port = event.port
-                batch.append(packet)
-                let before = frames.count
-                runner.admit(batch, now: Timestamp(nanoseconds: event.time))
-                while runner.inFlight > 0 {
-                    runner.advance(wait: true)
-                    runner.drain { _, packets in
-                        for i in 0..<packets.count { frames.append(Array(packets[i].bytes)) }
-                        pool.release(packets)
-                    }
-                }
-                if frames.count == before { frames.append([]) } // a dropped packet: an empty place
-            }
-            let drops = instances.reduce(into: [String: Int]()) { all, runner in all.merge(runner.drops, uniquingKeysWith: +) }
-            return (frames, drops, instances.reduce(0) { $0 + $1.counters["flowCache.hits"] })
+            return try Self.runInstances(graph: nat.graph, schema: nat.state.schema, events: events, cache: cache)
         }
-        let cached = try run(cache: 256)
-        let plain = try run(cache: 0)
+        let cached = try run(256)
+        let plain = try run(0)
         #expect(cached.hits > 500, "the cache served \(cached.hits) packets")
         #expect(plain.hits == 0)
         #expect(cached.drops == plain.drops)
         let differing = zip(cached.frames, plain.frames).enumerated().filter { $0.element.0 != $0.element.1 }.map(\.offset)
         #expect(differing.isEmpty, "packets \(differing.prefix(10)) differ")
         #expect(plain.drops["unsolicited", default: 0] > 100, "inbound traffic to expired or unused ports: \(plain.drops)")
+    }
+}
+
+/// What two instances sharing a store did with a list of events: each
+/// packet's bytes as it left (empty where it was dropped), the drops, and
+/// the packets served from the flow caches.
+struct InstancesRun {
+    var frames: [[UInt8]] = []
+    var drops: [String: Int] = [:]
+    var hits = 0
+}
+
+extension NATFlowCacheTests {
+    /// Plays `events` (instance, time, arrival port, frame) one packet at a
+    /// time through two runners of `graph` sharing one embedded store, each
+    /// sweeping expired entries before its packet.
+    static func runInstances(graph: () throws -> Graph, schema: StateSchema,
+                             events: [(instance: Int, time: Int64, port: UInt16, frame: [UInt8])],
+                             cache: Int) throws -> InstancesRun {
+        let store = EmbeddedStore()
+        let pool = BufferPool(count: 64)
+        let instances = try (0..<2).map { _ in
+            GraphRunner(graph: try graph(), pool: pool, session: try store.makeSession(for: schema),
+                        batchCapacity: 1, inFlight: 1, flowCacheEntries: cache)
+        }
+        var run = InstancesRun()
+        let batch = PacketBatch(capacity: 1)
+        for event in events {
+            let runner = instances[event.instance]
+            _ = runner.session!.expire(now: Timestamp(nanoseconds: event.time), budget: 1000)
+            var packet = pool.allocate()!
+            _ = event.frame.withUnsafeBytes { packet.setBytes($0) }
+            packet.port = event.port
+            batch.append(packet)
+            let before = run.frames.count
+            runner.admit(batch, now: Timestamp(nanoseconds: event.time))
+            while runner.inFlight > 0 {
+                runner.advance(wait: true)
+                runner.drain { _, packets in
+                    for i in 0..<packets.count { run.frames.append(Array(packets[i].bytes)) }
+                    pool.release(packets)
+                }
+            }
+            if run.frames.count == before { run.frames.append([]) } // a dropped packet: an empty place
+        }
+        run.drops = instances.reduce(into: [String: Int]()) { all, runner in all.merge(runner.drops, uniquingKeysWith: +) }
+        run.hits = instances.reduce(0) { $0 + $1.counters["flowCache.hits"] }
+        return run
     }
 }
 

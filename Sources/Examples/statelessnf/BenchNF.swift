@@ -203,6 +203,10 @@ struct BenchNAT: ParsableCommand {
                 let thread = Thread {
                     defer { done.leave() }
                     do {
+                        // On DPDK, an EAL thread, as `run`'s workers are: the
+                        // mempool's per-lcore cache then serves its mbufs.
+                        if port != nil { try EAL.registerThread() }
+                        defer { if port != nil { EAL.unregisterThread() } }
                         results.add(try Self.work(worker: worker, flows: flowsPerWorker, nat: nat, store: store,
                                                   options: options, batch: batch, inFlight: inFlight, flowCache: flowCache,
                                                   namespace: namespace, port: port, device: device))

@@ -125,6 +125,11 @@ public struct LBState: Sendable {
     public let connections: StateTable<NATEndpoint, UInt64>
     /// Full-NAT source ports, by source address then protocol (TCP, UDP).
     public let pools: [[StatePool<NATEndpoint>]]
+    /// The flows' idle timeouts in nanoseconds.
+    let timeouts: LBTimeoutPolicy
+    /// The longest a flow's assignment is cached without reading it again:
+    /// half the shortest timeout a flow can get (see ``NATRules``' own).
+    let cacheHorizon: Int64
 
     static let protocols: [UInt8] = [IPProtocol.tcp, IPProtocol.udp]
 
@@ -154,6 +159,8 @@ public struct LBState: Sendable {
             }
         }
         let timeouts = LBTimeoutPolicy(config.timeouts)
+        self.timeouts = timeouts
+        cacheHorizon = min(timeouts.tcpEstablished, timeouts.tcpTransitory, timeouts.udp) / 2
         flows = schema.table(
             "flows", key: LBKey.self, value: LBAssignment.self, capacity: config.capacity,
             reverseKey: { _, flow in LBKey(.backend, flow.ipProtocol, flow.backend, flow.source) },

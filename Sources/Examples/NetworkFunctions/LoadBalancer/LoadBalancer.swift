@@ -88,6 +88,7 @@ struct LBDirection: Node {
     /// (a search per packet, no hashing).
     let vips: [UInt64]
     let clientPort: UInt16?
+    static var isFlowDeterministic: Bool { true }
 
     init(_ config: ResolvedLBConfig) {
         vips = config.services.map { Self.pack($0.vip.address, $0.vip.port, $0.ipProtocol) }.sorted()
@@ -157,9 +158,10 @@ struct LBScratch {
     }
 }
 
-/// Keeps a flow's TCP flags and deadline.
+/// Keeps a flow's TCP flags and deadline; returns whether it issued a write.
+@discardableResult
 func maintainFlow(_ entry: Entry<LBAssignment>, key: LBKey, packet: Packet, fromClient: Bool, table: StateTable<LBKey, LBAssignment>,
-                  _ state: inout StateAccess) {
+                  _ state: inout StateAccess) -> Bool {
     var flags = entry.value.flags
     if let tcp = packet.tcpFlags {
         let syn = tcp & 0x02 != 0, ack = tcp & 0x10 != 0
@@ -173,10 +175,19 @@ func maintainFlow(_ entry: Entry<LBAssignment>, key: LBKey, packet: Packet, from
     if flags != entry.value.flags {
         var updated = entry.value
         updated.flags = flags
-        state.refresh(table, key, entry, updated: updated)
-    } else {
-        state.refresh(table, key, entry)
+        return state.refresh(table, key, entry, updated: updated)
     }
+    return state.refresh(table, key, entry)
+}
+
+/// Keeps a flow whose packet changed nothing in the store, and maintains
+/// it otherwise: the flow cache may keep its assignment until its next
+/// refresh is due, and no longer than the state's horizon (as the NAT does).
+func maintainOrCache(_ entry: Entry<LBAssignment>, key: LBKey, packet: Packet, fromClient: Bool, state: LBState,
+                     _ access: inout StateAccess, _ context: inout NodeContext) {
+    guard !maintainFlow(entry, key: key, packet: packet, fromClient: fromClient, table: state.flows, &access) else { return }
+    let refreshDue = entry.deadline.nanoseconds - state.timeouts.timeout(entry.value)
+    context.cacheFlow(until: Timestamp(nanoseconds: min(refreshDue, access.now.nanoseconds + state.cacheHorizon)))
 }
 
 /// Balances packets to a VIP: the flow's assignment, or for its first
@@ -219,7 +230,7 @@ struct LBForward: StatefulNode {
             return .done(.forwarded)
         case .lookup:
             if let entry = access[scratch.read!] {
-                maintainFlow(entry, key: scratch.key, packet: packet, fromClient: true, table: state.flows, &access)
+                maintainOrCache(entry, key: scratch.key, packet: packet, fromClient: true, state: state, &access, &context)
                 return forward(&packet, entry.value)
             }
             let key = scratch.key
@@ -326,7 +337,7 @@ struct LBReturn: StatefulNode {
             }
             return .done(.returned)
         }
-        maintainFlow(entry, key: scratch.key, packet: packet, fromClient: false, table: state.flows, &access)
+        maintainOrCache(entry, key: scratch.key, packet: packet, fromClient: false, state: state, &access, &context)
         let flow = entry.value
         packet.setIPv4Address(flow.vip.address, at: .source)
         packet.setPort(flow.vip.port, at: .source)
