@@ -20,7 +20,7 @@ enum BenchDevice: CaseIterable {
 /// of its transmit queue, as a forwarding NF's do: the benchmark's packets
 /// cross a real port both ways (the benchmark writes each flow's template
 /// into the mbuf it receives, as a NIC would fill it).
-final class PortPool: PacketPool {
+final class PortPool: BenchPool {
     let port: DPDKQueue
     let received = PacketBatch(capacity: 32)
     let sending = PacketBatch(capacity: 32)
@@ -44,6 +44,15 @@ final class PortPool: PacketPool {
         self.port.send(seeds)
     }
 
+    func refill(_ batch: PacketBatch) {
+        var dropped = 0
+        _ = port.receive(into: batch, as: 0, at: .zero, dropped: &dropped)
+    }
+
+    func recycle(_ batch: PacketBatch) {
+        port.send(batch)
+    }
+
     func allocate() -> Packet? {
         if next == received.count {
             received.removeAll()
@@ -59,6 +68,26 @@ final class PortPool: PacketPool {
     func release(_ packet: Packet) {
         _ = sending.append(packet)
         if sending.isFull { port.send(sending) }
+    }
+}
+
+/// How the benchmark takes packets in and gives them back: from a pool, or
+/// a burst at a time from a port's receive queue and to its transmit queue,
+/// as `run` does.
+protocol BenchPool: PacketPool {
+    /// Fills `batch`'s free room with fresh packets.
+    func refill(_ batch: PacketBatch)
+    /// Gives `batch`'s packets back (on a port: sends them) and empties it.
+    func recycle(_ batch: PacketBatch)
+}
+
+extension BufferPool: BenchPool {
+    func refill(_ batch: PacketBatch) {
+        while !batch.isFull, let packet = allocate() { batch.append(packet) }
+    }
+
+    func recycle(_ batch: PacketBatch) {
+        release(batch)
     }
 }
 
@@ -316,7 +345,7 @@ struct BenchNAT: ParsableCommand {
                         inFlight: inFlight, flowCache: flowCache, namespace: namespace)
     }
 
-    static func work<Pool: PacketPool>(pool: Pool, worker: Int, flows: Int, nat: Subject, store: any StateStore,
+    static func work<Pool: BenchPool>(pool: Pool, worker: Int, flows: Int, nat: Subject, store: any StateStore,
                                        options: NFBenchOptions, batch: Int, inFlight: Int, flowCache: Int,
                                        namespace: String) throws -> Measured {
         let runner = GraphRunner(graph: try nat.graph(), pool: pool, session: try store.makeSession(for: nat.schema),
@@ -358,7 +387,11 @@ struct BenchNAT: ParsableCommand {
         var lastSweep: Int64 = 0
 
         func fill() {
-            while !batchBuffer.isFull, var packet = pool.allocate() {
+            // As `run` does: the pool (a port's receive queue on DPDK) fills
+            // the batch's room, and each packet is written where it lies.
+            let start = batchBuffer.count
+            pool.refill(batchBuffer)
+            for i in start..<batchBuffer.count {
                 newFlowCredit += newFlowRatio
                 if newFlowCredit >= 1 {
                     newFlowCredit -= 1
@@ -369,12 +402,11 @@ struct BenchNAT: ParsableCommand {
                     }
                     newFlows[nextNewHost][34] = UInt8(nextNewPort >> 8)
                     newFlows[nextNewHost][35] = UInt8(nextNewPort & 0xFF)
-                    _ = newFlows[nextNewHost].withUnsafeBytes { packet.setBytes($0) }
+                    _ = newFlows[nextNewHost].withUnsafeBytes { batchBuffer[i].setBytes($0) }
                 } else {
-                    _ = packet.setBytes(UnsafeRawBufferPointer(start: templates.baseAddress! + cursor * frameSize, count: frameSize))
+                    _ = batchBuffer[i].setBytes(UnsafeRawBufferPointer(start: templates.baseAddress! + cursor * frameSize, count: frameSize))
                     cursor = cursor + 1 == flows ? 0 : cursor + 1
                 }
-                batchBuffer.append(packet)
             }
         }
         func step() {
@@ -384,7 +416,7 @@ struct BenchNAT: ParsableCommand {
                 runner.admit(batchBuffer, now: now)
             }
             runner.advance(wait: true)
-            runner.drain { _, packets in pool.release(packets) }
+            runner.drain { _, packets in pool.recycle(packets) }
             // As a live run's driver does: a sweep of 1,024 index slots per millisecond.
             if now.nanoseconds - lastSweep >= 1_000_000 {
                 lastSweep = now.nanoseconds
@@ -393,7 +425,7 @@ struct BenchNAT: ParsableCommand {
         }
         // Warm-up: every flow once.
         for _ in 0..<((flows + batch - 1) / batch + inFlight) { step() }
-        while runner.inFlight > 0 { runner.advance(wait: true); runner.drain { _, p in pool.release(p) } }
+        while runner.inFlight > 0 { runner.advance(wait: true); runner.drain { _, p in pool.recycle(p) } }
         let redis = store as? RedisStore
         let limitKeys = try redis?.recordKeys(namespace: namespace, table: nat.readTable, limit: 100_000).shuffled()
         var measured = Measured()
@@ -407,7 +439,7 @@ struct BenchNAT: ParsableCommand {
         if let packetLimit {
             let start = Timestamp.wallClock()
             while runner.packetsIn - startPackets < packetLimit { step() }
-            while runner.inFlight > 0 { runner.advance(wait: true); runner.drain { _, p in pool.release(p) } }
+            while runner.inFlight > 0 { runner.advance(wait: true); runner.drain { _, p in pool.recycle(p) } }
             elapsedNanoseconds = Timestamp.wallClock().nanoseconds - start.nanoseconds
         } else {
             // Slices: on Redis to alternate with the store's limit; on the
@@ -423,7 +455,7 @@ struct BenchNAT: ParsableCommand {
                     step()
                     iterations += 1
                 } while iterations & 63 != 0 || Timestamp.wallClock().nanoseconds < deadline
-                while runner.inFlight > 0 { runner.advance(wait: true); runner.drain { _, p in pool.release(p) } }
+                while runner.inFlight > 0 { runner.advance(wait: true); runner.drain { _, p in pool.recycle(p) } }
                 let took = Timestamp.wallClock().nanoseconds - start.nanoseconds
                 elapsedNanoseconds += took
                 measured.sliceRates.append(Double(runner.packetsIn - slicePackets) / (Double(took) / 1e9) / 1e6)
