@@ -24,9 +24,9 @@ import Glibc
 /// Set-associative, four entries a bucket, replacing an expired entry
 /// first, then in turn; a new entry takes the first free way, so most
 /// lookups end at the first. Each entry (key and value) fills one cache
-/// line, and a batch's lookups are made in passes (the first way's line
-/// prefetched for every packet, then the keys matched, then the entries
-/// used) so that their memory accesses overlap. The table lives in 2 MB
+/// line, and a batch's lookups are made in two passes (the first way's line
+/// prefetched for every packet, then the lookups) so that their memory
+/// accesses overlap. The table lives in 2 MB
 /// pages where the kernel gives them. Allocates only when made.
 @usableFromInline
 final class FlowCache {
@@ -179,8 +179,6 @@ struct FlowCandidate {
     @usableFromInline var parse = FlowCacheParse.refused
     @usableFromInline var key = FlowCacheKey.none
     @usableFromInline var hash: UInt64 = 0
-    /// Its flow's entry in the cache, or -1.
-    @usableFromInline var entry = -1
     @usableFromInline var dataOffset: Int32 = 0
     @usableFromInline var length: Int32 = 0
 

@@ -150,13 +150,12 @@ public final class GraphRunner {
             slot.candidateCount = 0
             let horizon = oldestRunning()
             var hits = 0
-            // In passes, so that the batch's memory accesses overlap: the
-            // keys, their buckets' loads started; the buckets searched; then
-            // the entries used.
+            // In two passes, so that the batch's memory accesses overlap:
+            // the keys, each bucket's first line prefetched; then the lookups.
             let count = batch.count
             for i in 0..<count {
                 let packet = slot.packets + i
-                packet.initialize(to: batch[i])
+                packet.initialize(to: batch.storage[i])
                 let candidate = slot.candidates + i
                 candidate.pointee.parse = PacketParser.parseCacheable(
                     packet.pointee.data, length: Int(packet.pointee.length), linkType: packet.pointee.linkType,
@@ -167,21 +166,8 @@ public final class GraphRunner {
                 }
             }
             for i in 0..<count {
-                let candidate = slot.candidates + i
-                switch candidate.pointee.parse {
-                case .servable:
-                    candidate.pointee.entry = flowCache.index(of: candidate.pointee.key, hash: candidate.pointee.hash)
-                case .changesState:
-                    // The flow's later packets must not overtake this one:
-                    // they wait for an entry installed after it left.
-                    flowCache.remove(candidate.pointee.key, hash: candidate.pointee.hash)
-                case .refused:
-                    break
-                }
-            }
-            for i in 0..<count {
                 if serveFromCache(i, slot, flowCache, horizon: horizon) {
-                    hits += 1
+                    hits &+= 1
                 } else {
                     deliver(UInt16(i), entry, slot)
                 }
@@ -210,21 +196,26 @@ public final class GraphRunner {
     /// cached rewrite, if the cache has a live entry for its flow that this
     /// batch may use; otherwise keeps it as a candidate (when its kind can
     /// be cached) and returns `false`. The packet's candidate record holds
-    /// its parse, key, hash and entry index already.
+    /// its parse, key and hash already. A packet that changes a
+    /// connection's state removes its flow's entry: the flow's later
+    /// packets must not overtake it, and wait for an entry installed after
+    /// it left.
     @inlinable @inline(__always)
     func serveFromCache(_ i: Int, _ slot: BatchSlot, _ cache: FlowCache, horizon: Int64) -> Bool {
         let candidate = slot.candidates + i
         guard candidate.pointee.parse == .servable else {
             slot.leases[i] = .min
+            if candidate.pointee.parse == .changesState { cache.remove(candidate.pointee.key, hash: candidate.pointee.hash) }
             return false
         }
         let packet = slot.packets + i
-        if candidate.pointee.entry >= 0 {
-            let found = cache.entry(candidate.pointee.entry)
+        let index = cache.index(of: candidate.pointee.key, hash: candidate.pointee.hash)
+        if index >= 0 {
+            let found = cache.entry(index)
             if found.pointee.lease > slot.now.nanoseconds && horizon >= found.pointee.firstBatch {
                 packet.pointee.applyCachedRewrite(found.pointee)
                 slot.leases[i] = .min
-                slot.append(UInt16(i), to: slot.nodeCount + Int(found.pointee.output))
+                slot.append(UInt16(i), to: slot.nodeCount &+ Int(found.pointee.output))
                 return true
             }
         }

@@ -94,8 +94,8 @@ final class BatchSlot {
     /// Appends a packet's index to list `number`.
     @inlinable @inline(__always)
     func append(_ packet: UInt16, to number: Int) {
-        lists[number * capacity + counts[number]] = packet
-        counts[number] += 1
+        lists[number &* capacity &+ counts[number]] = packet
+        counts[number] &+= 1
     }
 
     /// Swaps the requests: the one just answered becomes readable, the other
