@@ -22,6 +22,11 @@ enum SummaryPrinter {
             ("store round trips", "\(summary.roundTrips) (\(String(format: "%.2f", Double(summary.roundTrips) / Double(max(summary.batches, 1)))) per batch)"),
             ("elapsed", String(format: "%.3f s (%.2f Mpps)", summary.elapsed, rate)),
         ]
+        if let hits = summary.counters["flowCache.hits"] {
+            rows.append(("flow cache", "\(hits) packets served (\(String(format: "%.1f", Double(hits) / Double(max(summary.packetsIn, 1)) * 100))%), "
+                         + "\(summary.counters["flowCache.installed"] ?? 0) flows installed, "
+                         + "\(summary.counters["flowCache.rejected"] ?? 0) rejected"))
+        }
         if let disconnects = summary.counters["store.disconnects"] {
             rows.append(("store faults", "\(disconnects) disconnections, \(summary.counters["store.reconnects"] ?? 0) reconnections, "
                          + "\(summary.counters["store.failedRequests"] ?? 0) failed requests, "
