@@ -153,9 +153,9 @@ public final class GraphRunner {
             // In two passes, so that the batch's memory accesses overlap:
             // the keys, each bucket's first line prefetched; then the lookups.
             let count = batch.count
+            slot.packets.initialize(from: batch.storage, count: count)
             for i in 0..<count {
                 let packet = slot.packets + i
-                packet.initialize(to: batch.storage[i])
                 let candidate = slot.candidates + i
                 candidate.pointee.parse = PacketParser.parseCacheable(
                     packet.pointee.data, length: Int(packet.pointee.length), linkType: packet.pointee.linkType,
@@ -174,10 +174,8 @@ public final class GraphRunner {
             }
             if hits > 0 { counters.add(at: cacheHits, hits) }
         } else {
-            for i in 0..<batch.count {
-                (slot.packets + i).initialize(to: batch[i])
-                deliver(UInt16(i), entry, slot)
-            }
+            slot.packets.initialize(from: batch.storage, count: batch.count)
+            for i in 0..<batch.count { deliver(UInt16(i), entry, slot) }
         }
         batch.removeAll()
         proceed(slot)
