@@ -22,9 +22,8 @@ enum BenchDevice: CaseIterable {
 /// into the mbuf it receives, as a NIC would fill it).
 final class PortPool: BenchPool {
     let port: DPDKQueue
-    let received = PacketBatch(capacity: 32)
+    let received = PacketBatch(capacity: 1)
     let sending = PacketBatch(capacity: 32)
-    var next = 0
     var dataRoom: Int { port.port.pool.dataRoom }
     var headroom: Int { port.port.pool.headroom }
 
@@ -53,16 +52,13 @@ final class PortPool: BenchPool {
         port.send(batch)
     }
 
+    /// One packet from the port (the runner never asks; refills come a
+    /// burst at a time).
     func allocate() -> Packet? {
-        if next == received.count {
-            received.removeAll()
-            next = 0
-            var dropped = 0
-            _ = port.receive(into: received, as: 0, at: .zero, dropped: &dropped)
-            guard !received.isEmpty else { return nil }
-        }
-        next += 1
-        return received[next - 1]
+        received.removeAll()
+        var dropped = 0
+        _ = port.receive(into: received, as: 0, at: .zero, limit: 1, dropped: &dropped)
+        return received.isEmpty ? nil : received[0]
     }
 
     func release(_ packet: Packet) {

@@ -59,8 +59,6 @@ final class FlowCache {
     @usableFromInline var victim: Int = 0
     /// How many entries the cache holds at most.
     let capacity: Int
-    /// The table's size in bytes.
-    let bytes: Int
     static let hugePage = 2 << 20
     @usableFromInline static let line = 64
     @usableFromInline static let entryOffset = MemoryLayout<FlowCacheKey>.stride
@@ -75,7 +73,7 @@ final class FlowCache {
         bucketMask = UInt64(rounded - 1)
         let size = self.capacity * Self.line
         let alignment = size >= Self.hugePage ? Self.hugePage : Self.line
-        bytes = (size + alignment - 1) / alignment * alignment
+        let bytes = (size + alignment - 1) / alignment * alignment
         lines = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: alignment)
         #if canImport(Glibc)
         // Lookups land anywhere in the table: with 4 KB pages nearly every
