@@ -14,7 +14,7 @@ EVAL ?= /tmp/statelessnf-evaluation
 export STATELESSKIT_SHARED := $(SHARED)
 SWIFT_BUILD_FLAGS ?=
 
-.PHONY: evaluation demo test deps pkgconfig build release fuzz fuzz-short fuzz-build bench-parser bench-nat bench-nat-redis bench-redis bench-lb bench-firewall fixtures clean
+.PHONY: evaluation demo test deps pkgconfig build release fuzz fuzz-short fuzz-build bench-parser bench-nat bench-dpdk bench-nat-redis bench-redis bench-lb bench-firewall fixtures clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do \
@@ -134,6 +134,15 @@ bench-nat: release
 	@.build/release/statelessnf bench nat --seconds 5 --new-flow-ratio 0.1
 	@.build/release/statelessnf bench nat --seconds 5 --workers 2
 	@Scripts/nf-instructions-per-packet.sh .build/release/statelessnf nat 100000
+	@.build/release/statelessnf bench nat --seconds 5 --flow-cache 65536
+	@Scripts/nf-instructions-per-packet.sh .build/release/statelessnf nat 100000 --flow-cache 65536
+
+# Each NF on DPDK's net_null and net_ring beside dpdk-testpmd in the same
+# run: through the store, then (NAT and load balancer) from the flow cache.
+bench-dpdk: release
+	@for nf in nat lb firewall; do .build/release/statelessnf bench $$nf --dpdk --seconds 3 || exit 1; done
+	@for nf in nat lb; do .build/release/statelessnf bench $$nf --dpdk --seconds 3 --flow-cache 65536 || exit 1; done
+	@Scripts/nf-instructions-per-packet.sh .build/release/statelessnf nat 100000 --dpdk --flow-cache 65536
 
 # Regenerates the decode fixtures with tshark (the tests do not need tshark).
 fixtures:
