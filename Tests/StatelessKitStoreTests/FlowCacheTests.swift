@@ -121,16 +121,29 @@ struct FlowCacheTests {
         return frames
     }
 
+    /// Each frame's time: 1 ms per batch of 8.
+    static func times(_ frames: [[UInt8]]) -> [Int64] {
+        frames.indices.map { Int64($0 / 8) * 1_000_000 }
+    }
+
+    /// Runs `frames` at `times` through a runner with a cache of `cache`
+    /// entries and through one without, otherwise alike; expects the same
+    /// bytes out of both and returns the runners and their pools.
+    static func cachedAndPlain(_ frames: [[UInt8]], times: [Int64], cache: Int = 64, lease: Int64 = 10_000_000_000,
+                               touchesTTL: Bool = false)
+        throws -> (cached: GraphRunner, plain: GraphRunner, cachedPool: BufferPool, plainPool: BufferPool) {
+        let (cached, cachedPool) = try runner(cache: cache, lease: lease, touchesTTL: touchesTTL)
+        let (plain, plainPool) = try runner(cache: 0, touchesTTL: touchesTTL)
+        let withCache = run(cached, cachedPool, frames, times: times)
+        #expect(withCache.count == frames.count)
+        #expect(withCache == run(plain, plainPool, frames, times: times))
+        return (cached, plain, cachedPool, plainPool)
+    }
+
     @Test("an established flow's packets skip the graph, with the bytes the graph gives them")
     func sameBytes() throws {
         let frames = Self.frames(flows: 6, rounds: 20)
-        let times = frames.indices.map { Int64($0 / 8) * 1_000_000 }
-        let (cached, cachedPool) = try Self.runner(cache: 64)
-        let (plain, plainPool) = try Self.runner(cache: 0)
-        let withCache = Self.run(cached, cachedPool, frames, times: times)
-        let without = Self.run(plain, plainPool, frames, times: times)
-        #expect(withCache.count == frames.count)
-        #expect(withCache == without)
+        let (cached, plain, cachedPool, plainPool) = try Self.cachedAndPlain(frames, times: Self.times(frames))
         // Each flow: an insert, a read that installs it, then hits.
         #expect(cached.counters["flowCache.installed"] >= 6)
         #expect(cached.counters["flowCache.hits"] >= 6 * 15)
@@ -144,7 +157,7 @@ struct FlowCacheTests {
     func countingNode() throws {
         let frames = Self.frames(flows: 4, rounds: 10)
         let (runner, pool) = try Self.runner(cache: 64, counting: true)
-        let out = Self.run(runner, pool, frames, times: frames.indices.map { Int64($0 / 8) * 1_000_000 })
+        let out = Self.run(runner, pool, frames, times: Self.times(frames))
         #expect(out.count == frames.count)
         #expect(runner.counters["seen"] == frames.count)
         #expect(runner.counters["flowCache.hits"] == 0 && runner.counters["flowCache.installed"] == 0)
@@ -156,10 +169,7 @@ struct FlowCacheTests {
         // t=2 s reads again and installs again, t=2.5 s hits.
         let frames = Self.frames(flows: 1, rounds: 8)
         let times: [Int64] = [0, 1, 2, 3, 4, 5, 2_000, 2_500].map { $0 * 1_000_000 }
-        let (runner, pool) = try Self.runner(cache: 64, lease: 1_000_000_000)
-        let out = Self.run(runner, pool, frames, times: times)
-        let (plain, plainPool) = try Self.runner(cache: 0)
-        #expect(out == Self.run(plain, plainPool, frames, times: times))
+        let runner = try Self.cachedAndPlain(frames, times: times, lease: 1_000_000_000).cached
         #expect(runner.counters["flowCache.hits"] == 5)
         #expect(runner.counters["flowCache.installed"] == 2)
         #expect(runner.stateOperations == 4, "a read and an insert, then two reads")
@@ -168,11 +178,7 @@ struct FlowCacheTests {
     @Test("a rewrite beyond addresses and ports is checked and never cached")
     func rejected() throws {
         let frames = Self.frames(flows: 3, rounds: 6)
-        let times = frames.indices.map { Int64($0 / 8) * 1_000_000 }
-        let (runner, pool) = try Self.runner(cache: 64, touchesTTL: true)
-        let out = Self.run(runner, pool, frames, times: times)
-        let (plain, plainPool) = try Self.runner(cache: 0, touchesTTL: true)
-        #expect(out == Self.run(plain, plainPool, frames, times: times))
+        let runner = try Self.cachedAndPlain(frames, times: Self.times(frames), touchesTTL: true).cached
         #expect(runner.counters["flowCache.hits"] == 0 && runner.counters["flowCache.installed"] == 0)
         #expect(runner.counters["flowCache.rejected"] > 0)
     }
@@ -180,10 +186,7 @@ struct FlowCacheTests {
     @Test("a cache smaller than the flows replaces entries and stays right")
     func smallCache() throws {
         let frames = Self.frames(flows: 40, rounds: 6)
-        let times = frames.indices.map { Int64($0 / 8) * 1_000_000 }
-        let (runner, pool) = try Self.runner(cache: 4)
-        let (plain, plainPool) = try Self.runner(cache: 0)
-        #expect(Self.run(runner, pool, frames, times: times) == Self.run(plain, plainPool, frames, times: times))
+        let runner = try Self.cachedAndPlain(frames, times: Self.times(frames), cache: 4).cached
         #expect(runner.flowCacheEntries == 4)
     }
 }

@@ -52,18 +52,36 @@ public enum InternetChecksum {
     /// `new` (RFC 1624, equation 3: HC' = ~(~HC + ~m + m')).
     @inlinable
     public static func updated(_ checksum: UInt16, old: UInt16, new: UInt16) -> UInt16 {
-        let sum = UInt32(~checksum) &+ UInt32(~old) &+ UInt32(new)
-        return ~UInt16(truncatingIfNeeded: fold(sum))
+        updated(checksum, adding: change(from: old, to: new))
+    }
+
+    /// The checksum after the sum it covers grows by `sum` (a ``change(from:to:)``,
+    /// or several added up): HC' = ~(~HC + sum).
+    @inlinable
+    public static func updated(_ checksum: UInt16, adding sum: UInt32) -> UInt16 {
+        ~UInt16(truncatingIfNeeded: fold(UInt32(~checksum) &+ sum))
+    }
+
+    /// What a 16-bit word changing from `old` to `new` adds to the one's
+    /// complement sum over it (~m + m', folded).
+    @inlinable
+    public static func change(from old: UInt16, to new: UInt16) -> UInt32 {
+        fold(UInt32(~old) &+ UInt32(new))
+    }
+
+    /// What a 32-bit value (an IPv4 address, two ports) changing from `old`
+    /// to `new` adds to the one's complement sum over it, folded.
+    @inlinable
+    public static func change(from old: UInt32, to new: UInt32) -> UInt32 {
+        fold(UInt32(~UInt16(truncatingIfNeeded: old >> 16)) &+ UInt32(~UInt16(truncatingIfNeeded: old))
+             &+ (new >> 16) &+ (new & 0xFFFF))
     }
 
     /// The checksum after a 32-bit value covered by it (an IPv4 address)
     /// changes from `old` to `new`.
     @inlinable
     public static func updated(_ checksum: UInt16, old: UInt32, new: UInt32) -> UInt16 {
-        var sum = UInt32(~checksum)
-        sum &+= UInt32(~UInt16(truncatingIfNeeded: old >> 16)) &+ UInt32(~UInt16(truncatingIfNeeded: old))
-        sum &+= (new >> 16) &+ (new & 0xFFFF)
-        return ~UInt16(truncatingIfNeeded: fold(sum))
+        updated(checksum, adding: change(from: old, to: new))
     }
 
     /// The checksum after a 128-bit value covered by it (an IPv6 address)

@@ -139,22 +139,18 @@ final class FlowCache {
     /// `firstBatch` on.
     static func makeEntry(_ key: FlowCacheKey, addresses: UInt64, ports: UInt32, output: Int, lease: Int64,
                       firstBatch: Int64) -> Entry {
-        func change(_ old: UInt64, _ new: UInt64, words: Int) -> UInt32 {
-            var sum: UInt32 = 0
-            for word in 0..<words {
-                let shift = UInt64(word * 16)
-                sum &+= UInt32(~UInt16(truncatingIfNeeded: old >> shift)) &+ UInt32(UInt16(truncatingIfNeeded: new >> shift))
-            }
-            return InternetChecksum.fold(sum)
-        }
         var entry = Entry()
         entry.lease = lease
         entry.firstBatch = firstBatch
         entry.addresses = addresses
         entry.ports = ports
         entry.output = Int32(output)
-        entry.ipSum = change(key.addresses, addresses, words: 4)
-        entry.transportSum = InternetChecksum.fold(entry.ipSum &+ change(key.rest >> 32, UInt64(ports), words: 2))
+        let halves = { (value: UInt64) in (UInt32(truncatingIfNeeded: value >> 32), UInt32(truncatingIfNeeded: value)) }
+        let (oldSource, oldDestination) = halves(key.addresses), (newSource, newDestination) = halves(addresses)
+        entry.ipSum = InternetChecksum.fold(InternetChecksum.change(from: oldSource, to: newSource)
+                                            &+ InternetChecksum.change(from: oldDestination, to: newDestination))
+        entry.transportSum = InternetChecksum.fold(
+            entry.ipSum &+ InternetChecksum.change(from: UInt32(truncatingIfNeeded: key.rest >> 32), to: ports))
         return entry
     }
 
@@ -194,14 +190,9 @@ extension Packet {
     @inlinable @inline(__always)
     func applyCachedRewrite(_ entry: FlowCache.Entry) {
         let l3 = Int(layout.l3Offset), l4 = Int(layout.l4Offset)
-        let headerChecksum = UInt32(~data.loadBigEndian(l3 + 10, as: UInt16.self))
-        data.storeBigEndian(~UInt16(truncatingIfNeeded: InternetChecksum.fold(headerChecksum &+ entry.ipSum)), at: l3 + 10)
-        let udp = layout.transport == .udp
-        let field = l4 + (udp ? 6 : 16)
-        let old = data.loadBigEndian(field, as: UInt16.self)
-        if !udp || old != 0 {
-            let new = ~UInt16(truncatingIfNeeded: InternetChecksum.fold(UInt32(~old) &+ entry.transportSum))
-            data.storeBigEndian(udp && new == 0 ? 0xFFFF : new, at: field)
+        updateChecksum(at: l3 + 10) { InternetChecksum.updated($0, adding: entry.ipSum) }
+        updateTransportChecksum(at: l4 + (layout.transport == .udp ? 6 : 16)) {
+            InternetChecksum.updated($0, adding: entry.transportSum)
         }
         data.storeBytes(of: entry.addresses.bigEndian, toByteOffset: l3 + 12, as: UInt64.self)
         data.storeBytes(of: entry.ports.bigEndian, toByteOffset: l4, as: UInt32.self)

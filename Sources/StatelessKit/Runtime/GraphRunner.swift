@@ -146,14 +146,14 @@ public final class GraphRunner {
         slot.serial = nextSerial
         nextSerial += 1
         slot.running = true
+        let count = batch.count
+        slot.packets.initialize(from: batch.storage, count: count)
         if let flowCache {
             slot.candidateCount = 0
             let horizon = oldestRunning()
             var hits = 0
             // In two passes, so that the batch's memory accesses overlap:
             // the keys, each bucket's first line prefetched; then the lookups.
-            let count = batch.count
-            slot.packets.initialize(from: batch.storage, count: count)
             for i in 0..<count {
                 let packet = slot.packets + i
                 let candidate = slot.candidates + i
@@ -174,8 +174,7 @@ public final class GraphRunner {
             }
             if hits > 0 { counters.add(at: cacheHits, hits) }
         } else {
-            slot.packets.initialize(from: batch.storage, count: batch.count)
-            for i in 0..<batch.count { deliver(UInt16(i), entry, slot) }
+            for i in 0..<count { deliver(UInt16(i), entry, slot) }
         }
         batch.removeAll()
         proceed(slot)
@@ -231,8 +230,7 @@ public final class GraphRunner {
     /// rewrite applied to the packet as it came in must give the bytes the
     /// graph gave.
     @usableFromInline
-    func installFlows(_ slot: BatchSlot) {
-        guard let flowCache else { return }
+    func installFlows(_ slot: BatchSlot, into flowCache: FlowCache) {
         let now = slot.now.nanoseconds
         for output in 0..<ports.count {
             let number = slot.nodeCount + output
@@ -324,7 +322,7 @@ public final class GraphRunner {
             slot.position += 1
         }
         slot.running = false
-        if flowCache != nil && slot.candidateCount > 0 { installFlows(slot) }
+        if let flowCache, slot.candidateCount > 0 { installFlows(slot, into: flowCache) }
         finished.append(slot.id)
     }
 

@@ -163,6 +163,17 @@ public struct StateAccess {
         return true
     }
 
+    /// How long the flow cache may keep a decision taken from `entry`, an
+    /// entry kept alive by ``refresh(_:_:_:updated:timeout:)`` with
+    /// `timeout`: until its next refresh is due (before then, refreshing
+    /// writes nothing, so the next packet after it must cross the graph to
+    /// write it), and no later than `horizon` nanoseconds from now. For
+    /// ``NodeContext/cacheFlow(until:)``.
+    @inlinable
+    public func cacheLease<V>(_ entry: Entry<V>, timeout: Int64, horizon: Int64) -> Timestamp {
+        Timestamp(nanoseconds: min(entry.deadline.nanoseconds - timeout, now.nanoseconds + horizon))
+    }
+
     /// Replaces the value of `key` with `new` if it is `expected`, and sets
     /// its deadline.
     @inlinable @inline(__always)

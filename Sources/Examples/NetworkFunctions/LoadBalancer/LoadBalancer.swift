@@ -186,8 +186,7 @@ func maintainFlow(_ entry: Entry<LBAssignment>, key: LBKey, packet: Packet, from
 func maintainOrCache(_ entry: Entry<LBAssignment>, key: LBKey, packet: Packet, fromClient: Bool, state: LBState,
                      _ access: inout StateAccess, _ context: inout NodeContext) {
     guard !maintainFlow(entry, key: key, packet: packet, fromClient: fromClient, table: state.flows, &access) else { return }
-    let refreshDue = entry.deadline.nanoseconds - state.timeouts.timeout(entry.value)
-    context.cacheFlow(until: Timestamp(nanoseconds: min(refreshDue, access.now.nanoseconds + state.cacheHorizon)))
+    context.cacheFlow(until: access.cacheLease(entry, timeout: state.timeouts.timeout(entry.value), horizon: state.cacheHorizon))
 }
 
 /// Balances packets to a VIP: the flow's assignment, or for its first

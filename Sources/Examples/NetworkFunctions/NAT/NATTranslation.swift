@@ -69,8 +69,8 @@ struct NATRules: Sendable {
     /// must cross the graph to write it), and no longer than
     /// ``cacheHorizon``.
     func allowCaching(_ entry: Entry<NATBinding>, _ state: StateAccess, _ context: inout NodeContext) {
-        let refreshDue = entry.deadline.nanoseconds - policy.timeout(entry.value.ipProtocol, entry.value.flags)
-        context.cacheFlow(until: Timestamp(nanoseconds: min(refreshDue, state.now.nanoseconds + cacheHorizon)))
+        context.cacheFlow(until: state.cacheLease(entry, timeout: policy.timeout(entry.value.ipProtocol, entry.value.flags),
+                                                  horizon: cacheHorizon))
     }
 
     /// Lets the rest of a fragmented datagram follow its first fragment.
