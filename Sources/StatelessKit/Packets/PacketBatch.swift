@@ -9,7 +9,7 @@ public final class PacketBatch {
     /// The packets held now.
     @inlinable public var count: Int { storedCount }
     @exclusivity(unchecked) @usableFromInline var storedCount: Int
-    @usableFromInline let storage: UnsafeMutablePointer<Packet>
+    @exclusivity(unchecked) @usableFromInline var storage: UnsafeMutablePointer<Packet>
 
     /// An empty batch that holds up to `capacity` packets.
     public init(capacity: Int) {
@@ -62,6 +62,19 @@ public final class PacketBatch {
         precondition(count >= 0 && count <= self.count, "truncating a batch beyond its count")
         (storage + count).deinitialize(count: self.count - count)
         storedCount = count
+    }
+
+    /// Exchanges the batch's packets with the `count` packets at `other`, a
+    /// buffer of ``capacity`` packets, without copying either: the runtime
+    /// moves whole batches this way. Returns how many packets the batch held,
+    /// now at `other`.
+    @inlinable
+    func exchange(_ other: inout UnsafeMutablePointer<Packet>, count: Int) -> Int {
+        precondition(count >= 0 && count <= capacity, "exchanging more packets than a batch holds")
+        swap(&storage, &other)
+        let held = storedCount
+        storedCount = count
+        return held
     }
 
     /// Forgets every packet (their buffers are the caller's to release).

@@ -171,6 +171,7 @@ final class FlowCache {
 struct FlowCandidate {
     /// What the flow cache's parse made of it.
     @usableFromInline var parse = FlowCacheParse.refused
+    @usableFromInline var headers = CacheableHeaders()
     @usableFromInline var key = FlowCacheKey.none
     @usableFromInline var hash: UInt64 = 0
     @usableFromInline var dataOffset: Int32 = 0
@@ -185,16 +186,16 @@ extension Packet {
     /// header and TCP/UDP checksums updated by the entry's precomputed sums
     /// (RFC 1624, as the graph's field-by-field rewrites do: one's
     /// complement addition gives the same checksum in whatever grouping;
-    /// a zero UDP checksum stays zero and none becomes zero). The layout must
-    /// be the one ``PacketParser/parseCacheable`` gave.
+    /// a zero UDP checksum stays zero and none becomes zero), at the headers
+    /// ``PacketParser/parseCacheable`` found.
     @inlinable @inline(__always)
-    func applyCachedRewrite(_ entry: FlowCache.Entry) {
-        let l3 = Int(layout.l3Offset), l4 = Int(layout.l4Offset)
-        updateChecksum(at: l3 + 10) { InternetChecksum.updated($0, adding: entry.ipSum) }
-        updateTransportChecksum(at: l4 + (layout.transport == .udp ? 6 : 16)) {
+    func applyCachedRewrite(_ entry: FlowCache.Entry, at headers: CacheableHeaders) {
+        let l3 = Int(headers.l3Offset), l4 = Int(headers.l4Offset)
+        updateChecksum(at: l3 &+ 10) { InternetChecksum.updated($0, adding: entry.ipSum) }
+        updateTransportChecksum(at: l4 &+ (headers.isUDP ? 6 : 16), udp: headers.isUDP) {
             InternetChecksum.updated($0, adding: entry.transportSum)
         }
-        data.storeBytes(of: entry.addresses.bigEndian, toByteOffset: l3 + 12, as: UInt64.self)
+        data.storeBytes(of: entry.addresses.bigEndian, toByteOffset: l3 &+ 12, as: UInt64.self)
         data.storeBytes(of: entry.ports.bigEndian, toByteOffset: l4, as: UInt32.self)
     }
 }

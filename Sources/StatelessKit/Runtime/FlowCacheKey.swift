@@ -35,19 +35,36 @@ enum FlowCacheParse {
     case servable
 }
 
+/// Where the headers of a packet the flow cache can serve are: all that
+/// applying a cached rewrite needs, and what ``PacketParser/parse(_:length:linkType:)``
+/// would put in the layout's fields of the same names.
+@usableFromInline
+struct CacheableHeaders: Equatable, Sendable {
+    /// Where the IPv4 header starts.
+    @usableFromInline var l3Offset: UInt16 = 0
+    /// Where the TCP or UDP header starts.
+    @usableFromInline var l4Offset: UInt16 = 0
+    /// Whether it is UDP (or TCP).
+    @usableFromInline var isUDP = false
+
+    @inlinable
+    init() {}
+}
+
 extension PacketParser {
     /// Parses a packet the flow cache can serve: an Ethernet frame without
     /// VLAN tags (or a raw datagram) holding an IPv4 datagram that is not a
-    /// fragment, carrying UDP or TCP without SYN, FIN or RST. Fills `layout`
-    /// exactly as ``parse(_:length:linkType:)`` would and `key` from the
-    /// headers. A TCP packet with SYN, FIN or RST gets its key but is
-    /// ``FlowCacheParse/changesState``: it crosses the graph, and its flow's
-    /// entry goes, so that no later packet overtakes it. Any other packet is
-    /// ``FlowCacheParse/refused`` (with `layout` and `key` unspecified) and
-    /// takes the graph as usual.
+    /// fragment, carrying UDP or TCP without SYN, FIN or RST, exactly as
+    /// far as ``parse(_:length:linkType:)`` would accept it. Fills `headers`
+    /// and `key` from the headers; the packet's layout is left alone (the
+    /// graph parses the packets the cache does not serve). A TCP packet with
+    /// SYN, FIN or RST gets its key but is ``FlowCacheParse/changesState``:
+    /// it crosses the graph, and its flow's entry goes, so that no later
+    /// packet overtakes it. Any other packet is ``FlowCacheParse/refused``
+    /// (with `headers` and `key` unspecified) and takes the graph as usual.
     @inlinable @inline(__always)
     static func parseCacheable(_ data: UnsafeMutableRawPointer, length: Int, linkType: LinkType, port: UInt16,
-                               layout: inout PacketLayout, key: inout FlowCacheKey) -> FlowCacheParse {
+                               headers: inout CacheableHeaders, key: inout FlowCacheKey) -> FlowCacheParse {
         let l3: Int
         if linkType == .ethernet {
             guard length >= 34, data.loadBigEndian(12, as: UInt16.self) == EtherType.ipv4 else { return .refused }
@@ -58,41 +75,34 @@ extension PacketParser {
         }
         let first = data.loadByte(l3)
         guard first >> 4 == 4 else { return .refused }
-        let headerLength = Int(first & 0x0F) * 4
-        let totalLength = Int(data.loadBigEndian(l3 + 2, as: UInt16.self))
-        let flags = data.loadBigEndian(l3 + 6, as: UInt16.self)
-        guard headerLength >= 20, totalLength >= headerLength, length >= l3 + totalLength,
+        let headerLength = Int(first & 0x0F) &* 4
+        let totalLength = Int(data.loadBigEndian(l3 &+ 2, as: UInt16.self))
+        let flags = data.loadBigEndian(l3 &+ 6, as: UInt16.self)
+        guard headerLength >= 20, totalLength >= headerLength, length >= l3 &+ totalLength,
               flags & 0x3FFF == 0 else { return .refused }
-        let ipProtocol = data.loadByte(l3 + 9)
-        let l4 = l3 + headerLength
-        let available = totalLength - headerLength
-        let transport: TransportLayer
+        let ipProtocol = data.loadByte(l3 &+ 9)
+        let l4 = l3 &+ headerLength
+        let available = totalLength &- headerLength
+        let isUDP: Bool
         if ipProtocol == IPProtocol.udp {
             guard available >= 8 else { return .refused }
-            let udpLength = Int(data.loadBigEndian(l4 + 4, as: UInt16.self))
+            let udpLength = Int(data.loadBigEndian(l4 &+ 4, as: UInt16.self))
             guard udpLength >= 8, udpLength <= available else { return .refused }
-            transport = .udp
+            isUDP = true
         } else if ipProtocol == IPProtocol.tcp {
             guard available >= 20 else { return .refused }
-            let tcpHeaderLength = Int(data.loadByte(l4 + 12) >> 4) * 4
+            let tcpHeaderLength = Int(data.loadByte(l4 &+ 12) >> 4) &* 4
             guard tcpHeaderLength >= 20, tcpHeaderLength <= available else { return .refused }
-            transport = .tcp
+            isUDP = false
         } else {
             return .refused
         }
-        layout = PacketLayout()
-        layout.etherType = EtherType.ipv4
-        layout.network = .ipv4
-        layout.transport = transport
-        layout.ipProtocol = ipProtocol
-        layout.l3Offset = UInt16(l3)
-        layout.l4Offset = UInt16(l4)
-        layout.l3End = UInt32(l3 + totalLength)
-        layout.fragment.dontFragment = flags & 0x4000 != 0
-        layout.fragment.identification = UInt32(data.loadBigEndian(l3 + 4, as: UInt16.self))
-        key = FlowCacheKey(addresses: data.loadBigEndian(l3 + 12, as: UInt64.self),
+        headers.l3Offset = UInt16(truncatingIfNeeded: l3)
+        headers.l4Offset = UInt16(truncatingIfNeeded: l4)
+        headers.isUDP = isUDP
+        key = FlowCacheKey(addresses: data.loadBigEndian(l3 &+ 12, as: UInt64.self),
                            rest: UInt64(data.loadBigEndian(l4, as: UInt32.self)) << 32 | UInt64(ipProtocol) << 16
                                | UInt64(linkType.rawValue) << 24 | UInt64(port))
-        return transport == .tcp && data.loadByte(l4 + 13) & 0x07 != 0 ? .changesState : .servable
+        return !isUDP && data.loadByte(l4 &+ 13) & 0x07 != 0 ? .changesState : .servable
     }
 }

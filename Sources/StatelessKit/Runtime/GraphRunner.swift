@@ -147,7 +147,13 @@ public final class GraphRunner {
         nextSerial += 1
         slot.running = true
         let count = batch.count
-        slot.packets.initialize(from: batch.storage, count: count)
+        slot.admitted = count
+        if batch.capacity == batchCapacity {
+            _ = batch.exchange(&slot.packets, count: 0)
+        } else {
+            slot.packets.initialize(from: batch.storage, count: count)
+            batch.removeAll()
+        }
         if let flowCache {
             slot.candidateCount = 0
             let horizon = oldestRunning()
@@ -159,7 +165,7 @@ public final class GraphRunner {
                 let candidate = slot.candidates + i
                 candidate.pointee.parse = PacketParser.parseCacheable(
                     packet.pointee.data, length: Int(packet.pointee.length), linkType: packet.pointee.linkType,
-                    port: packet.pointee.port, layout: &packet.pointee.layout, key: &candidate.pointee.key)
+                    port: packet.pointee.port, headers: &candidate.pointee.headers, key: &candidate.pointee.key)
                 if candidate.pointee.parse != .refused {
                     candidate.pointee.hash = candidate.pointee.key.hash
                     flowCache.prefetch(hash: candidate.pointee.hash)
@@ -176,7 +182,6 @@ public final class GraphRunner {
         } else {
             for i in 0..<count { deliver(UInt16(i), entry, slot) }
         }
-        batch.removeAll()
         proceed(slot)
     }
 
@@ -210,7 +215,7 @@ public final class GraphRunner {
         if index >= 0 {
             let found = cache.entry(index)
             if found.pointee.lease > slot.now.nanoseconds && horizon >= found.pointee.firstBatch {
-                packet.pointee.applyCachedRewrite(found.pointee)
+                packet.pointee.applyCachedRewrite(found.pointee, at: candidate.pointee.headers)
                 slot.leases[i] = .min
                 slot.append(UInt16(i), to: slot.nodeCount &+ Int(found.pointee.output))
                 return true
@@ -256,19 +261,18 @@ public final class GraphRunner {
         let packet = slot.packets[index]
         let candidate = slot.candidates[index]
         guard packet.dataOffset == candidate.dataOffset, packet.length == candidate.length else { return nil }
-        var layout = PacketLayout()
+        var headers = CacheableHeaders()
         var after = FlowCacheKey.none
         guard PacketParser.parseCacheable(packet.data, length: Int(packet.length), linkType: packet.linkType, port: 0,
-                                          layout: &layout, key: &after) == .servable else { return nil }
+                                          headers: &headers, key: &after) == .servable,
+              headers == candidate.headers else { return nil }
         let count = min(Int(packet.length), BatchSlot.snapshotSize)
         probe.copyMemory(from: slot.snapshots + index * BatchSlot.snapshotSize, byteCount: count)
         var replay = Packet(buffer: probe, bufferSize: BatchSlot.snapshotSize, handle: 0, headroom: 0)
         replay.storedLength = Int32(count)
-        replay.linkType = packet.linkType
-        replay.layout = layout
         let entry = FlowCache.makeEntry(candidate.key, addresses: after.addresses, ports: UInt32(truncatingIfNeeded: after.rest >> 32),
                                     output: output, lease: lease, firstBatch: nextSerial)
-        replay.applyCachedRewrite(entry)
+        replay.applyCachedRewrite(entry, at: headers)
         guard UnsafeRawBufferPointer(start: probe, count: count)
             .elementsEqual(UnsafeRawBufferPointer(start: packet.data, count: count)) else { return nil }
         return entry
@@ -302,7 +306,12 @@ public final class GraphRunner {
                 let count = slot.counts[number]
                 guard count > 0 else { continue }
                 let list = slot.list(number)
-                for k in 0..<count { output.append(slot.packets[Int(list[k])]) }
+                if count == slot.admitted && Self.isInOrder(list, count: count) {
+                    // The whole batch leaves by this port as it came: hand it over.
+                    _ = output.exchange(&slot.packets, count: count)
+                } else {
+                    for k in 0..<count { output.append(slot.packets[Int(list[k])]) }
+                }
                 slot.counts[number] = 0
                 emit(ports[index], output)
                 precondition(output.isEmpty, "emit must take every packet of the batch")
@@ -310,6 +319,13 @@ public final class GraphRunner {
             freeSlots.append(id)
         }
         finished.removeAll(keepingCapacity: true)
+    }
+
+    /// Whether the index list holds 0, 1, ... `count - 1` in order.
+    @inlinable
+    static func isInOrder(_ list: UnsafeMutablePointer<UInt16>, count: Int) -> Bool {
+        for k in 0..<count where list[k] != UInt16(truncatingIfNeeded: k) { return false }
+        return true
     }
 
     /// Runs `slot`'s nodes in order from its position until it waits or ends.

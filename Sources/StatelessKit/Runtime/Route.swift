@@ -20,8 +20,11 @@ struct Route: Sendable {
 @usableFromInline
 final class BatchSlot {
     @usableFromInline let id: Int
-    /// The batch's packets.
-    @usableFromInline let packets: UnsafeMutablePointer<Packet>
+    /// The batch's packets (a buffer of `capacity`, exchanged with the
+    /// batches that bring and take them).
+    @exclusivity(unchecked) @usableFromInline var packets: UnsafeMutablePointer<Packet>
+    /// How many packets the batch came with.
+    @exclusivity(unchecked) @usableFromInline var admitted = 0
     /// Index lists: one per node, then one per port, `capacity` each.
     @usableFromInline let lists: UnsafeMutablePointer<UInt16>
     /// How many indices each list holds.
