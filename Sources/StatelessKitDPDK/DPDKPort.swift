@@ -112,6 +112,7 @@ public final class DPDKQueue {
         let room = min(batch.capacity - batch.count, burst, limit)
         guard room > 0 else { return 0 }
         let count = Int(sk_rx_burst(port.id, queue, mbufs, UInt16(room)))
+        let fields = self.fields, mbufs = self.mbufs
         for i in 0..<count {
             let mbuf = mbufs[i]!
             guard fields.segments(of: mbuf) == 1 else {
@@ -119,10 +120,7 @@ public final class DPDKQueue {
                 dropped += 1
                 continue
             }
-            var packet = fields.packet(over: mbuf)
-            packet.port = graphPort
-            packet.timestamp = time
-            _ = batch.append(packet)
+            batch.append(fields.packet(over: mbuf, port: graphPort, at: time))
         }
         return count
     }
@@ -136,7 +134,8 @@ public final class DPDKQueue {
         var start = 0
         while start < batch.count {
             let count = min(batch.count - start, burst)
-            for i in 0..<count { mbufs[i] = fields.mbuf(of: batch[start + i]) }
+            let fields = self.fields, mbufs = self.mbufs
+            for i in 0..<count { mbufs[i] = fields.mbuf(of: batch[start &+ i]) }
             let taken = Int(sk_tx_burst(port.id, queue, mbufs, UInt16(count)))
             if taken < count { sk_pktmbuf_free_bulk(mbufs + taken, UInt32(count - taken)) }
             sent += taken

@@ -59,17 +59,16 @@ struct MbufFields: Sendable {
     }
 
     /// The packet over `mbuf` (a one-segment packet): its data as the mbuf
-    /// holds it.
+    /// holds it, arriving on the graph's port `port` at `time`.
     @inline(__always)
-    func packet(over mbuf: OpaquePointer) -> Packet {
+    func packet(over mbuf: OpaquePointer, port: UInt16 = 0, at time: Timestamp = .zero) -> Packet {
         let raw = UnsafeRawPointer(mbuf)
-        var packet = Packet(buffer: raw.load(fromByteOffset: bufferAddress, as: UnsafeMutableRawPointer.self),
-                            bufferSize: Int(raw.load(fromByteOffset: bufferLength, as: UInt16.self)),
-                            handle: UInt(bitPattern: raw),
-                            headroom: Int(raw.load(fromByteOffset: dataOffset, as: UInt16.self)))
-        _ = packet.setLength(Int(raw.load(fromByteOffset: dataLength, as: UInt16.self)))
-        packet.originalLength = packet.length
-        return packet
+        return Packet(buffer: raw.load(fromByteOffset: bufferAddress, as: UnsafeMutableRawPointer.self),
+                      bufferSize: Int(raw.load(fromByteOffset: bufferLength, as: UInt16.self)),
+                      handle: UInt(bitPattern: raw),
+                      dataOffset: Int(raw.load(fromByteOffset: dataOffset, as: UInt16.self)),
+                      length: Int(raw.load(fromByteOffset: dataLength, as: UInt16.self)),
+                      port: port, timestamp: time)
     }
 
     /// The mbuf a packet is a view over, its data and length brought up to
@@ -77,9 +76,10 @@ struct MbufFields: Sendable {
     @inline(__always)
     func mbuf(of packet: Packet) -> OpaquePointer {
         let raw = UnsafeMutableRawPointer(bitPattern: packet.handle)!
-        raw.storeBytes(of: UInt16(packet.dataOffset), toByteOffset: dataOffset, as: UInt16.self)
-        raw.storeBytes(of: UInt16(packet.length), toByteOffset: dataLength, as: UInt16.self)
-        raw.storeBytes(of: UInt32(packet.length), toByteOffset: packetLength, as: UInt32.self)
+        // A packet's data lies inside its buffer, whose size fits 16 bits.
+        raw.storeBytes(of: UInt16(truncatingIfNeeded: packet.dataOffset), toByteOffset: dataOffset, as: UInt16.self)
+        raw.storeBytes(of: UInt16(truncatingIfNeeded: packet.length), toByteOffset: dataLength, as: UInt16.self)
+        raw.storeBytes(of: UInt32(truncatingIfNeeded: packet.length), toByteOffset: packetLength, as: UInt32.self)
         return OpaquePointer(raw)
     }
 }

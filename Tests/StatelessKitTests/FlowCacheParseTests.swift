@@ -29,8 +29,9 @@ struct FlowCacheParseTests {
                         && headers.isUDP == (full.transport == .udp), "\(trace) packet \(i + 1)")
                 packet.layout = full
                 let flow = packet.flowKey!
-                #expect(key.addresses == UInt64(flow.source.ipv4!.value) << 32 | UInt64(flow.destination.ipv4!.value))
-                #expect(key.rest == UInt64(flow.sourcePort) << 48 | UInt64(flow.destinationPort) << 32
+                // Addresses and ports as they lie in the packet (network order).
+                #expect(key.addresses == (UInt64(flow.source.ipv4!.value) << 32 | UInt64(flow.destination.ipv4!.value)).bigEndian)
+                #expect(key.rest == UInt64((UInt32(flow.sourcePort) << 16 | UInt32(flow.destinationPort)).bigEndian) << 32
                     | UInt64(packet.linkType.rawValue) << 24 | UInt64(flow.ipProtocol) << 16 | 7)
                 #expect((cacheable == .changesState) == ((packet.tcpFlags ?? 0) & 0x07 != 0))
             } else if let full, full.vlanCount == 0, full.network == .ipv4, full.hasPorts, !full.fragment.isFragment {

@@ -340,6 +340,15 @@ struct BenchNAT: ParsableCommand {
                         inFlight: inFlight, flowCache: flowCache, namespace: namespace)
     }
 
+    /// Writes the 64-byte frame at `source` into `packet`, as one constant
+    /// copy (the general `setBytes` calls `memmove` for any length).
+    @inline(__always)
+    static func writeLine(_ packet: inout Packet, from source: UnsafeRawPointer) {
+        precondition(packet.setLength(64), "a pool buffer too small for a 64-byte frame")
+        packet.data.copyMemory(from: source, byteCount: 64)
+        packet.originalLength = 64
+    }
+
     static func work<Pool: BenchPool>(pool: Pool, worker: Int, flows: Int, nat: Subject, store: any StateStore,
                                        options: NFBenchOptions, batch: Int, inFlight: Int, flowCache: Int,
                                        namespace: String) throws -> Measured {
@@ -382,11 +391,20 @@ struct BenchNAT: ParsableCommand {
         var newFlowCredit = 0.0
         var lastSweep = 0
 
+        // A 64-byte frame is written as a NIC writes it: one whole line.
+        let wholeLine = frameSize == 64
         func fill() {
             // As `run` does: the pool (a port's receive queue on DPDK) fills
             // the batch's room, and each packet is written where it lies.
             let start = batchBuffer.count
             pool.refill(batchBuffer)
+            if newFlowRatio == 0 && wholeLine {
+                for i in start..<batchBuffer.count {
+                    writeLine(&batchBuffer[i], from: templates.baseAddress! + cursor &* 64)
+                    cursor = cursor + 1 == flows ? 0 : cursor + 1
+                }
+                return
+            }
             for i in start..<batchBuffer.count {
                 newFlowCredit += newFlowRatio
                 if newFlowCredit >= 1 {

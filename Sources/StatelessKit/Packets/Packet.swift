@@ -22,12 +22,16 @@ public enum LinkType: UInt8, Sendable {
 /// rewrites (``setIPv4Address(_:at:)``, ...) read and change fields with
 /// their checksums kept right.
 public struct Packet {
+    // Stored properties largest first, so that a packet has no padding.
+
     /// The start of the buffer (the start of the headroom).
     public let buffer: UnsafeMutableRawPointer
-    /// The buffer's size in bytes, headroom included.
-    public let bufferSize: Int32
     /// The owning pool's name for the buffer (an index, or an mbuf address).
     public let handle: UInt
+    /// When the packet arrived.
+    public var timestamp: Timestamp
+    /// The buffer's size in bytes, headroom included.
+    public let bufferSize: Int32
     /// Where the packet's data starts, from the start of the buffer.
     @inlinable public var dataOffset: Int32 { storedDataOffset }
     /// The number of bytes present (the captured length).
@@ -37,14 +41,12 @@ public struct Packet {
     /// The packet's length on the wire; more than ``length`` when a capture
     /// cut the packet short.
     public var originalLength: Int32
-    /// When the packet arrived.
-    public var timestamp: Timestamp
+    /// Where the headers are; valid after ``parse()`` succeeded.
+    public var layout: PacketLayout
     /// The port the packet arrived on or leaves by.
     public var port: UInt16
     /// How the packet's bytes begin.
     public var linkType: LinkType
-    /// Where the headers are; valid after ``parse()`` succeeded.
-    public var layout: PacketLayout
 
     /// A packet over `bufferSize` bytes at `buffer`, with `headroom` bytes
     /// before its data and no data yet. Pools call this; NF code gets
@@ -60,6 +62,26 @@ public struct Packet {
         self.originalLength = 0
         self.timestamp = .zero
         self.port = 0
+        self.linkType = .ethernet
+        self.layout = PacketLayout()
+    }
+
+    /// A packet over `bufferSize` bytes at `buffer` whose `length` bytes of
+    /// data start `dataOffset` bytes in, arrived on `port` at `timestamp`,
+    /// not parsed yet: a pool's view of a buffer a device filled.
+    @inlinable
+    public init(buffer: UnsafeMutableRawPointer, bufferSize: Int, handle: UInt, dataOffset: Int, length: Int,
+                port: UInt16, timestamp: Timestamp) {
+        precondition(dataOffset >= 0 && length >= 0 && dataOffset &+ length <= bufferSize && bufferSize <= Int(Int32.max),
+                     "a packet's data lies inside its buffer")
+        self.buffer = buffer
+        self.bufferSize = Int32(truncatingIfNeeded: bufferSize)
+        self.handle = handle
+        self.storedDataOffset = Int32(truncatingIfNeeded: dataOffset)
+        self.storedLength = Int32(truncatingIfNeeded: length)
+        self.originalLength = storedLength
+        self.timestamp = timestamp
+        self.port = port
         self.linkType = .ethernet
         self.layout = PacketLayout()
     }

@@ -51,7 +51,7 @@ public final class PacketBatch {
     public func append(_ packet: Packet) -> Bool {
         guard count < capacity else { return false }
         (storage + count).initialize(to: packet)
-        storedCount += 1
+        storedCount &+= 1
         return true
     }
 

@@ -46,18 +46,18 @@ public enum ICMPKind: UInt8, Sendable {
 
 /// IP fragmentation, from the IPv4 header or the IPv6 fragment header.
 public struct FragmentInfo: Hashable, Sendable {
+    /// The identification: 16 bits for IPv4, 32 for IPv6.
+    public var identification: UInt32 = 0
+    /// The fragment's offset in bytes.
+    public var offset: UInt16 = 0
     /// Whether the packet is a fragment (an offset other than zero, or more
     /// fragments to come). An IPv6 atomic fragment (offset zero, no more
     /// fragments) is not.
     public var isFragment: Bool = false
-    /// The fragment's offset in bytes.
-    public var offset: UInt16 = 0
     /// The more-fragments flag.
     public var moreFragments: Bool = false
     /// IPv4's don't-fragment flag (always false for IPv6).
     public var dontFragment: Bool = false
-    /// The identification: 16 bits for IPv4, 32 for IPv6.
-    public var identification: UInt32 = 0
     /// Whether an IPv6 fragment header is present, atomic fragments included.
     public var hasIPv6FragmentHeader: Bool = false
 
@@ -73,6 +73,12 @@ public struct FragmentInfo: Hashable, Sendable {
 /// The packet an ICMP error quotes: its IP header and the first bytes of its
 /// transport header. Offsets are from the start of the outer packet.
 public struct QuotedPacket: Hashable, Sendable {
+    /// Where the quote ends (the end of the outer IP datagram).
+    public var end: UInt32 = 0
+    /// Where the quoted IP header starts.
+    public var l3Offset: UInt16 = 0
+    /// Where the quoted transport header starts.
+    public var l4Offset: UInt16 = 0
     /// IPv4 or IPv6.
     public var network: NetworkLayer = .none
     /// The quoted transport header, when the quote reaches it; TCP and UDP
@@ -82,12 +88,6 @@ public struct QuotedPacket: Hashable, Sendable {
     public var ipProtocol: UInt8 = 0
     /// Whether the quoted ICMP message is a query with an identifier.
     public var icmp: ICMPKind = .none
-    /// Where the quoted IP header starts.
-    public var l3Offset: UInt16 = 0
-    /// Where the quoted transport header starts.
-    public var l4Offset: UInt16 = 0
-    /// Where the quote ends (the end of the outer IP datagram).
-    public var end: UInt32 = 0
 
     /// An empty quote, filled in by the parser.
     @inlinable
@@ -101,14 +101,28 @@ public struct QuotedPacket: Hashable, Sendable {
 /// Where a parsed packet's headers are. Offsets are from the packet's first
 /// byte; every header the layout names lies wholly inside the packet.
 public struct PacketLayout: Hashable, Sendable {
-    /// The number of VLAN tags: 0, 1, or 2 (QinQ).
-    public var vlanCount: UInt8 = 0
+    // Stored properties largest first, here and in the structs it holds, so
+    // that the layout has no padding: a receive writes one per packet.
+
+    /// Where the IP datagram ends; link-layer padding lies beyond.
+    public var l3End: UInt32 = 0
+    /// IP fragmentation.
+    public var fragment = FragmentInfo()
+    /// The packet an ICMP error quotes, when ``icmp`` is ``ICMPKind/error``.
+    public var quote: QuotedPacket? = nil
     /// The outer VLAN tag's TCI (priority, DEI and 12-bit VLAN id).
     public var outerVLANTag: UInt16 = 0
     /// The inner VLAN tag's TCI, when there are two.
     public var innerVLANTag: UInt16 = 0
     /// The EtherType after any VLAN tags (for raw IP, the one the version implies).
     public var etherType: UInt16 = 0
+    /// Where the network header starts.
+    public var l3Offset: UInt16 = 0
+    /// Where the transport header starts (after IPv4 options or IPv6
+    /// extension headers).
+    public var l4Offset: UInt16 = 0
+    /// The number of VLAN tags: 0, 1, or 2 (QinQ).
+    public var vlanCount: UInt8 = 0
     /// The network layer.
     public var network: NetworkLayer = .none
     /// The transport layer.
@@ -118,17 +132,6 @@ public struct PacketLayout: Hashable, Sendable {
     public var ipProtocol: UInt8 = 0
     /// What the ICMP message is, for ICMP and ICMPv6.
     public var icmp: ICMPKind = .none
-    /// Where the network header starts.
-    public var l3Offset: UInt16 = 0
-    /// Where the transport header starts (after IPv4 options or IPv6
-    /// extension headers).
-    public var l4Offset: UInt16 = 0
-    /// Where the IP datagram ends; link-layer padding lies beyond.
-    public var l3End: UInt32 = 0
-    /// IP fragmentation.
-    public var fragment = FragmentInfo()
-    /// The packet an ICMP error quotes, when ``icmp`` is ``ICMPKind/error``.
-    public var quote: QuotedPacket? = nil
 
     /// An empty layout, filled in by the parser.
     @inlinable

@@ -190,14 +190,8 @@ extension Packet {
     /// and stays zero, and a UDP checksum never becomes zero.
     @inlinable
     func updateTransportChecksum(at offset: Int, _ update: (UInt16) -> UInt16) {
-        updateTransportChecksum(at: offset, udp: layout.transport == .udp, update)
-    }
-
-    /// ``updateTransportChecksum(at:_:)`` for a UDP (`udp`) or TCP header,
-    /// whatever the layout says.
-    @inlinable @inline(__always)
-    func updateTransportChecksum(at offset: Int, udp: Bool, _ update: (UInt16) -> UInt16) {
         let old = data.loadBigEndian(offset, as: UInt16.self)
+        let udp = layout.transport == .udp
         if udp && old == 0 { return }
         let new = update(old)
         data.storeBigEndian(udp && new == 0 ? 0xFFFF : new, at: offset)

@@ -38,16 +38,18 @@ final class FlowCache {
         /// admitted before it was installed must have left first, so that a
         /// flow's cached packets never overtake its packets still in the graph.
         @usableFromInline var firstBatch: Int64 = .max
-        /// The new source (high half) and destination (low half) addresses.
+        /// The new source and destination addresses, as they lie in the packet.
         @usableFromInline var addresses: UInt64 = 0
-        /// The new source (high half) and destination (low half) ports.
+        /// The new source and destination ports, as they lie in the packet.
         @usableFromInline var ports: UInt32 = 0
         /// The port index the packets leave by.
         @usableFromInline var output: Int32 = 0
-        /// What the address change adds to the IPv4 header checksum's sum.
-        @usableFromInline var ipSum: UInt32 = 0
-        /// What the address and port changes add to the TCP/UDP checksum's sum.
-        @usableFromInline var transportSum: UInt32 = 0
+        /// What the address change adds to the IPv4 header checksum's sum,
+        /// folded, in the packet's byte order.
+        @usableFromInline var ipSum: UInt16 = 0
+        /// What the address and port changes add to the TCP/UDP checksum's
+        /// sum, folded, in the packet's byte order.
+        @usableFromInline var transportSum: UInt16 = 0
 
         @inlinable
         init() {}
@@ -61,6 +63,8 @@ final class FlowCache {
     let capacity: Int
     static let hugePage = 2 << 20
     @usableFromInline static let line = 64
+    /// A bucket: four entries.
+    @usableFromInline static let bucketBytes = 4 * line
     @usableFromInline static let entryOffset = MemoryLayout<FlowCacheKey>.stride
 
     /// A cache of at least `capacity` entries (rounded up to a power of two,
@@ -102,18 +106,48 @@ final class FlowCache {
         (lines + (index &* Self.line &+ Self.entryOffset)).assumingMemoryBound(to: Entry.self)
     }
 
-    /// Starts loading the first line of `hash`'s bucket into the CPU cache.
-    @inlinable @inline(__always)
-    func prefetch(hash: UInt64) {
-        sk_prefetch(lines + (Int(hash & bucketMask) &<< 2) &* Self.line)
-    }
+    /// The table's buckets, as a value a batch's lookups keep in registers.
+    @inlinable
+    var buckets: Buckets { Buckets(base: lines, mask: bucketMask) }
 
-    /// The index of `key`'s entry, or -1.
-    @inlinable @inline(__always)
-    func index(of key: FlowCacheKey, hash: UInt64) -> Int {
-        let first = Int(hash & bucketMask) &<< 2
-        for way in first..<first &+ 4 where self.key(way).pointee == key { return way }
-        return -1
+    /// The buckets of a flow cache: where they are and which a hash picks.
+    @usableFromInline
+    struct Buckets {
+        @usableFromInline let base: UnsafeMutableRawPointer
+        @usableFromInline let mask: UInt64
+
+        @inlinable
+        init(base: UnsafeMutableRawPointer, mask: UInt64) {
+            self.base = base
+            self.mask = mask
+        }
+
+        /// The first line of `hash`'s bucket.
+        @inlinable @inline(__always)
+        func bucket(_ hash: UInt64) -> UnsafeMutableRawPointer {
+            base + Int(truncatingIfNeeded: hash & mask) &* FlowCache.bucketBytes
+        }
+
+        /// Starts loading the first line of `hash`'s bucket into the CPU cache.
+        @inlinable @inline(__always)
+        func prefetch(_ hash: UInt64) {
+            sk_prefetch(bucket(hash))
+        }
+
+        /// The entry of `key`, if the cache has one.
+        @inlinable @inline(__always)
+        func entry(for key: FlowCacheKey, hash: UInt64) -> UnsafeMutablePointer<Entry>? {
+            var line = bucket(hash)
+            let end = line + FlowCache.bucketBytes
+            repeat {
+                let stored = line.assumingMemoryBound(to: FlowCacheKey.self)
+                if stored.pointee.addresses == key.addresses && stored.pointee.rest == key.rest {
+                    return (line + FlowCache.entryOffset).assumingMemoryBound(to: Entry.self)
+                }
+                line += FlowCache.line
+            } while line != end
+            return nil
+        }
     }
 
     /// Installs `entry` for `key` in place of the key's old entry, an
@@ -135,8 +169,11 @@ final class FlowCache {
     }
 
     /// The entry that rewrites packets of `key` to `addresses` and `ports`
-    /// and sends them to port index `output` until `lease`, for batches from
-    /// `firstBatch` on.
+    /// (as they lie in the packet, as the key's) and sends them to port
+    /// index `output` until `lease`, for batches from `firstBatch` on. The
+    /// checksum sums are taken over the words as they lie, so they come out
+    /// in the packet's byte order too: one's complement sums do not depend
+    /// on byte order (RFC 1071, section 2).
     static func makeEntry(_ key: FlowCacheKey, addresses: UInt64, ports: UInt32, output: Int, lease: Int64,
                       firstBatch: Int64) -> Entry {
         var entry = Entry()
@@ -147,10 +184,12 @@ final class FlowCache {
         entry.output = Int32(output)
         let halves = { (value: UInt64) in (UInt32(truncatingIfNeeded: value >> 32), UInt32(truncatingIfNeeded: value)) }
         let (oldSource, oldDestination) = halves(key.addresses), (newSource, newDestination) = halves(addresses)
-        entry.ipSum = InternetChecksum.fold(InternetChecksum.change(from: oldSource, to: newSource)
-                                            &+ InternetChecksum.change(from: oldDestination, to: newDestination))
-        entry.transportSum = InternetChecksum.fold(
-            entry.ipSum &+ InternetChecksum.change(from: UInt32(truncatingIfNeeded: key.rest >> 32), to: ports))
+        let ipSum = InternetChecksum.fold(InternetChecksum.change(from: oldSource, to: newSource)
+                                          &+ InternetChecksum.change(from: oldDestination, to: newDestination))
+        let transportSum = InternetChecksum.fold(
+            ipSum &+ InternetChecksum.change(from: UInt32(truncatingIfNeeded: key.rest >> 32), to: ports))
+        entry.ipSum = UInt16(truncatingIfNeeded: ipSum)
+        entry.transportSum = UInt16(truncatingIfNeeded: transportSum)
         return entry
     }
 
@@ -187,15 +226,28 @@ extension Packet {
     /// (RFC 1624, as the graph's field-by-field rewrites do: one's
     /// complement addition gives the same checksum in whatever grouping;
     /// a zero UDP checksum stays zero and none becomes zero), at the headers
-    /// ``PacketParser/parseCacheable`` found.
+    /// ``PacketParser/parseCacheable`` found. Every field is read and
+    /// written as it lies, in network byte order, as the entry's sums are.
     @inlinable @inline(__always)
     func applyCachedRewrite(_ entry: FlowCache.Entry, at headers: CacheableHeaders) {
-        let l3 = Int(headers.l3Offset), l4 = Int(headers.l4Offset)
-        updateChecksum(at: l3 &+ 10) { InternetChecksum.updated($0, adding: entry.ipSum) }
-        updateTransportChecksum(at: l4 &+ (headers.isUDP ? 6 : 16), udp: headers.isUDP) {
-            InternetChecksum.updated($0, adding: entry.transportSum)
+        let ip = data + Int(headers.l3Offset), transport = data + Int(headers.l4Offset)
+        ip.storeBytes(of: Self.updated(ip.loadUnaligned(fromByteOffset: 10, as: UInt16.self), adding: entry.ipSum),
+                      toByteOffset: 10, as: UInt16.self)
+        let at = headers.isUDP ? 6 : 16
+        let old = transport.loadUnaligned(fromByteOffset: at, as: UInt16.self)
+        if !headers.isUDP || old != 0 {
+            let new = Self.updated(old, adding: entry.transportSum)
+            transport.storeBytes(of: headers.isUDP && new == 0 ? 0xFFFF : new, toByteOffset: at, as: UInt16.self)
         }
-        data.storeBytes(of: entry.addresses.bigEndian, toByteOffset: l3 &+ 12, as: UInt64.self)
-        data.storeBytes(of: entry.ports.bigEndian, toByteOffset: l4, as: UInt32.self)
+        ip.storeBytes(of: entry.addresses, toByteOffset: 12, as: UInt64.self)
+        transport.storeBytes(of: entry.ports, toByteOffset: 0, as: UInt32.self)
+    }
+
+    /// ``InternetChecksum/updated(_:adding:)`` for a sum already folded to 16
+    /// bits, which one fold keeps within 16 bits.
+    @inlinable @inline(__always)
+    static func updated(_ checksum: UInt16, adding sum: UInt16) -> UInt16 {
+        let total = UInt32(~checksum) &+ UInt32(sum)
+        return ~UInt16(truncatingIfNeeded: (total & 0xFFFF) &+ (total >> 16))
     }
 }

@@ -1,10 +1,13 @@
 /// What the flow cache knows a packet by: the port it arrived on, how its
-/// bytes begin, its IPv4 addresses, protocol and ports.
+/// bytes begin, its IPv4 addresses, protocol and ports. The addresses and
+/// ports are kept as they lie in the packet (network byte order, loaded
+/// as they are), so that neither a lookup nor a rewrite swaps bytes.
 @usableFromInline
 struct FlowCacheKey: Equatable, Sendable {
-    /// Source address (high half) and destination address (low half).
+    /// The source and destination addresses, the packet's 8 bytes as they lie.
     @usableFromInline var addresses: UInt64
-    /// Source port, destination port, protocol, link type, arrival port.
+    /// The source and destination ports, the packet's 4 bytes as they lie
+    /// (high half); link type, protocol and arrival port (low half).
     @usableFromInline var rest: UInt64
 
     @inlinable @inline(__always)
@@ -19,7 +22,7 @@ struct FlowCacheKey: Equatable, Sendable {
     @inlinable @inline(__always)
     var hash: UInt64 {
         let mixed = (addresses ^ (rest << 29 | rest >> 35)) &* 0x9E37_79B9_7F4A_7C15
-        return mixed ^ (mixed >> 31)
+        return mixed ^ (mixed >> 32)  // the product's high half, mixed from every bit, into the bucket bits
     }
 }
 
@@ -74,8 +77,13 @@ extension PacketParser {
             l3 = 0
         }
         let first = data.loadByte(l3)
-        guard first >> 4 == 4 else { return .refused }
-        let headerLength = Int(first & 0x0F) &* 4
+        let headerLength: Int
+        if first == 0x45 {
+            headerLength = 20  // version 4, no options: nearly every packet
+        } else {
+            guard first >> 4 == 4 else { return .refused }
+            headerLength = Int(first & 0x0F) &* 4
+        }
         let totalLength = Int(data.loadBigEndian(l3 &+ 2, as: UInt16.self))
         let flags = data.loadBigEndian(l3 &+ 6, as: UInt16.self)
         guard headerLength >= 20, totalLength >= headerLength, length >= l3 &+ totalLength,
@@ -100,9 +108,9 @@ extension PacketParser {
         headers.l3Offset = UInt16(truncatingIfNeeded: l3)
         headers.l4Offset = UInt16(truncatingIfNeeded: l4)
         headers.isUDP = isUDP
-        key = FlowCacheKey(addresses: data.loadBigEndian(l3 &+ 12, as: UInt64.self),
-                           rest: UInt64(data.loadBigEndian(l4, as: UInt32.self)) << 32 | UInt64(ipProtocol) << 16
-                               | UInt64(linkType.rawValue) << 24 | UInt64(port))
+        key = FlowCacheKey(addresses: data.loadUnaligned(fromByteOffset: l3 &+ 12, as: UInt64.self),
+                           rest: UInt64(data.loadUnaligned(fromByteOffset: l4, as: UInt32.self)) << 32
+                               | UInt64(ipProtocol) << 16 | UInt64(linkType.rawValue) << 24 | UInt64(port))
         return !isUDP && data.loadByte(l4 &+ 13) & 0x07 != 0 ? .changesState : .servable
     }
 }

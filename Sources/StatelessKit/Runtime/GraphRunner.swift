@@ -155,32 +155,10 @@ public final class GraphRunner {
             batch.removeAll()
         }
         if let flowCache {
-            slot.candidateCount = 0
-            let horizon = oldestRunning()
-            var hits = 0
-            // In two passes, so that the batch's memory accesses overlap:
-            // the keys, each bucket's first line prefetched; then the lookups.
-            for i in 0..<count {
-                let packet = slot.packets + i
-                let candidate = slot.candidates + i
-                candidate.pointee.parse = PacketParser.parseCacheable(
-                    packet.pointee.data, length: Int(packet.pointee.length), linkType: packet.pointee.linkType,
-                    port: packet.pointee.port, headers: &candidate.pointee.headers, key: &candidate.pointee.key)
-                if candidate.pointee.parse != .refused {
-                    candidate.pointee.hash = candidate.pointee.key.hash
-                    flowCache.prefetch(hash: candidate.pointee.hash)
-                }
-            }
-            for i in 0..<count {
-                if serveFromCache(i, slot, flowCache, horizon: horizon) {
-                    hits &+= 1
-                } else {
-                    deliver(UInt16(i), entry, slot)
-                }
-            }
+            let hits = admitThroughCache(slot, count: count, cache: flowCache)
             if hits > 0 { counters.add(at: cacheHits, hits) }
         } else {
-            for i in 0..<count { deliver(UInt16(i), entry, slot) }
+            for i in 0..<count { deliver(UInt16(truncatingIfNeeded: i), entry, slot) }
         }
         proceed(slot)
     }
@@ -194,40 +172,73 @@ public final class GraphRunner {
         return oldest
     }
 
-    /// Sends the slot's packet `i` straight to its port with its flow's
-    /// cached rewrite, if the cache has a live entry for its flow that this
-    /// batch may use; otherwise keeps it as a candidate (when its kind can
-    /// be cached) and returns `false`. The packet's candidate record holds
-    /// its parse, key and hash already. A packet that changes a
-    /// connection's state removes its flow's entry: the flow's later
-    /// packets must not overtake it, and wait for an entry installed after
-    /// it left.
+    /// Sends each of the slot's `count` packets whose flow the cache has a
+    /// live entry for, that this batch may use, straight to its port with
+    /// the entry's rewrite, and the others into the graph (those of a kind
+    /// the cache can hold as candidates); returns how many the cache served.
+    /// In two passes, so that the batch's memory accesses overlap: the keys,
+    /// each bucket's first line prefetched; then the lookups. A packet that
+    /// changes a connection's state removes its flow's entry: the flow's
+    /// later packets must not overtake it, and wait for an entry installed
+    /// after it left. The slot's and the cache's fields are read once, into
+    /// locals, as stores into packets could otherwise alias them.
     @inlinable @inline(__always)
-    func serveFromCache(_ i: Int, _ slot: BatchSlot, _ cache: FlowCache, horizon: Int64) -> Bool {
-        let candidate = slot.candidates + i
-        guard candidate.pointee.parse == .servable else {
-            slot.leases[i] = .min
-            if candidate.pointee.parse == .changesState { cache.remove(candidate.pointee.key, hash: candidate.pointee.hash) }
-            return false
-        }
-        let packet = slot.packets + i
-        let index = cache.index(of: candidate.pointee.key, hash: candidate.pointee.hash)
-        if index >= 0 {
-            let found = cache.entry(index)
-            if found.pointee.lease > slot.now.nanoseconds && horizon >= found.pointee.firstBatch {
-                packet.pointee.applyCachedRewrite(found.pointee, at: candidate.pointee.headers)
-                slot.leases[i] = .min
-                slot.append(UInt16(i), to: slot.nodeCount &+ Int(found.pointee.output))
-                return true
+    func admitThroughCache(_ slot: BatchSlot, count: Int, cache: FlowCache) -> Int {
+        slot.candidateCount = 0
+        let horizon = oldestRunning(), now = slot.now.nanoseconds
+        let packets = slot.packets, candidates = slot.candidates, leases = slot.leases
+        let lists = slot.lists, counts = slot.counts, capacity = slot.capacity, nodeCount = slot.nodeCount
+        let buckets = cache.buckets
+        for i in 0..<count {
+            let packet = packets + i
+            let candidate = candidates + i
+            let parse = PacketParser.parseCacheable(
+                packet.pointee.data, length: Int(packet.pointee.length), linkType: packet.pointee.linkType,
+                port: packet.pointee.port, headers: &candidate.pointee.headers, key: &candidate.pointee.key)
+            candidate.pointee.parse = parse
+            if parse != .refused {
+                let hash = candidate.pointee.key.hash
+                candidate.pointee.hash = hash
+                buckets.prefetch(hash)
             }
         }
+        var hits = 0
+        for i in 0..<count {
+            let candidate = candidates + i
+            let parse = candidate.pointee.parse
+            if parse == .servable, let found = buckets.entry(for: candidate.pointee.key, hash: candidate.pointee.hash),
+               found.pointee.lease > now && horizon >= found.pointee.firstBatch {
+                packets[i].applyCachedRewrite(found.pointee, at: candidate.pointee.headers)
+                leases[i] = .min
+                let list = nodeCount &+ Int(found.pointee.output)
+                lists[list &* capacity &+ counts[list]] = UInt16(truncatingIfNeeded: i)
+                counts[list] &+= 1
+                hits &+= 1
+                continue
+            }
+            if parse == .servable {
+                keepCandidate(i, slot)
+            } else {
+                leases[i] = .min
+                if parse == .changesState { cache.remove(candidate.pointee.key, hash: candidate.pointee.hash) }
+            }
+            deliver(UInt16(truncatingIfNeeded: i), entry, slot)
+        }
+        return hits
+    }
+
+    /// Keeps the slot's packet `i` as a flow cache candidate: where its bytes
+    /// are and how they began, to check its flow's entry against when it
+    /// leaves.
+    @usableFromInline
+    func keepCandidate(_ i: Int, _ slot: BatchSlot) {
+        let packet = slot.packets[i]
         slot.leases[i] = .max
-        candidate.pointee.dataOffset = packet.pointee.dataOffset
-        candidate.pointee.length = packet.pointee.length
+        slot.candidates[i].dataOffset = packet.dataOffset
+        slot.candidates[i].length = packet.length
         slot.candidateCount += 1
         (slot.snapshots + i * BatchSlot.snapshotSize)
-            .copyMemory(from: packet.pointee.data, byteCount: min(Int(packet.pointee.length), BatchSlot.snapshotSize))
-        return false
+            .copyMemory(from: packet.data, byteCount: min(Int(packet.length), BatchSlot.snapshotSize))
     }
 
     /// Installs the flows of the finished slot's candidates that every node
