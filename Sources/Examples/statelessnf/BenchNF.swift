@@ -282,6 +282,8 @@ struct BenchNAT: ParsableCommand {
                 "ringMpps": ring?.mpps ?? 0,
                 "ringTestpmdMpps": (try? peers.last?.get()) ?? 0,
                 "shareOfRingTestpmd": (try? peers.last?.get()).flatMap { rate in ring.map { $0.mpps / rate } } ?? 0,
+                "ioFloorMpps": results.ioFloorMpps ?? 0,
+                "ioFloorShareOfTestpmd": results.ioFloorMpps.flatMap { floor in (try? peers.first?.get()).map { floor / $0 } } ?? 0,
                 "storeLimitKeysPerSecond": limit ?? 0,
                 "shareOfStoreLimit": limit.map { mpps * 1e6 * readsPerPacket / $0 } ?? 0,
             ]))
@@ -306,6 +308,10 @@ struct BenchNAT: ParsableCommand {
                 row += "testpmd io not measured: \(error)"
             }
             rows.append((device.device, row))
+        }
+        if let floor = results.ioFloorMpps, case .success(let io)? = peers.first {
+            rows.append(("I/O floor", String(format: "%.2f Mpps on net_null with no graph (burst in, frames written, burst out): %.1f%% of testpmd io; the NF runs at %.1f%% of it",
+                                             floor, floor / io * 100, mpps / floor * 100)))
         }
         if let macswap {
             rows.append(("macswap", (try? macswap.get()).map { String(format: "testpmd macswap on net_null %.2f Mpps, same run: the NF at %.1f%% of it", $0, mpps / $0 * 100) }
@@ -333,7 +339,8 @@ struct BenchNAT: ParsableCommand {
         if let port {
             // A ring port gives back what it is sent: packets to circulate.
             return try work(pool: PortPool(port: port, seed: device == .ring ? 1024 : 0), worker: worker, flows: flows, nat: nat, store: store,
-                            options: options, batch: batch, inFlight: inFlight, flowCache: flowCache, namespace: namespace)
+                            options: options, batch: batch, inFlight: inFlight, flowCache: flowCache, namespace: namespace,
+                            ioFloor: device == .null)
         }
         return try work(pool: BufferPool(count: batch * (inFlight + 2), dataRoom: max(2048, options.packetSize)),
                         worker: worker, flows: flows, nat: nat, store: store, options: options, batch: batch,
@@ -351,7 +358,7 @@ struct BenchNAT: ParsableCommand {
 
     static func work<Pool: BenchPool>(pool: Pool, worker: Int, flows: Int, nat: Subject, store: any StateStore,
                                        options: NFBenchOptions, batch: Int, inFlight: Int, flowCache: Int,
-                                       namespace: String) throws -> Measured {
+                                       namespace: String, ioFloor: Bool = false) throws -> Measured {
         let runner = GraphRunner(graph: try nat.graph(), pool: pool, session: try store.makeSession(for: nat.schema),
                                  batchCapacity: batch, inFlight: inFlight, flowCacheEntries: flowCache)
         let payload = [UInt8](repeating: 0x5A, count: options.packetSize - 42)
@@ -506,6 +513,23 @@ struct BenchNAT: ParsableCommand {
         summary.elapsed = elapsed
         measured.summary = summary
         measured.allocations = allocations
+        if ioFloor && packetLimit == nil {
+            // The I/O floor: the same loop without the graph (the pool's
+            // burst, each frame written, the burst sent), which no NF on this
+            // runtime and device can pass.
+            var floorPackets = 0
+            let floorStart = Timestamp.wallClock().nanoseconds
+            let floorDeadline = floorStart + Int64(seconds * 1e9 / 2)
+            repeat {
+                for _ in 0..<64 {
+                    fill()
+                    floorPackets += batchBuffer.count
+                    pool.recycle(batchBuffer)
+                }
+            } while Timestamp.wallClock().nanoseconds < floorDeadline
+            let took = Double(Timestamp.wallClock().nanoseconds - floorStart) / 1e9
+            measured.ioFloorMpps = Double(floorPackets) / took / 1e6
+        }
         return measured
     }
 
@@ -519,6 +543,8 @@ struct BenchNAT: ParsableCommand {
         var limitKeys = 0
         var limitSeconds = 0.0
         var excludedAllocations: UInt64 = 0
+        /// The I/O floor's rate (the loop without the graph), if measured.
+        var ioFloorMpps: Double? = nil
     }
 
     /// Workers' results, gathered under a lock.
@@ -531,6 +557,8 @@ struct BenchNAT: ParsableCommand {
         var failure: String? = nil
         /// The workers' rates slice by slice, added up.
         var sliceRates: [Double] = []
+        /// The I/O floor's rate, if measured.
+        var ioFloorMpps: Double? = nil
 
         func add(_ result: Measured) {
             lock.lock()
@@ -541,6 +569,7 @@ struct BenchNAT: ParsableCommand {
             measuredAllocations += result.allocations
             limitKeys += result.limitKeys
             limitSeconds += result.limitSeconds
+            if let floor = result.ioFloorMpps { ioFloorMpps = (ioFloorMpps ?? 0) + floor }
             lock.unlock()
         }
 

@@ -57,6 +57,9 @@ final class FlowCache {
 
     /// The entries, one to a cache line: the key, then the entry.
     @usableFromInline let lines: UnsafeMutableRawPointer
+    /// Which bucket a hash picks: its top bits (``FlowCacheKey/hash`` is a
+    /// multiplicative hash, whose top bits every bit of the key reaches).
+    @usableFromInline let bucketShift: UInt64
     @usableFromInline let bucketMask: UInt64
     @usableFromInline var victim: Int = 0
     /// How many entries the cache holds at most.
@@ -75,6 +78,10 @@ final class FlowCache {
         let rounded = 1 << (Int.bitWidth - (buckets - 1).leadingZeroBitCount)
         self.capacity = rounded * 4
         bucketMask = UInt64(rounded - 1)
+        // The hash's top bits, as many as the buckets need (one bucket:
+        // the mask alone gives 0).
+        let bucketBits = Int.bitWidth - (rounded - 1).leadingZeroBitCount
+        bucketShift = UInt64(64 - max(1, bucketBits))
         let size = self.capacity * Self.line
         let alignment = size >= Self.hugePage ? Self.hugePage : Self.line
         let bytes = (size + alignment - 1) / alignment * alignment
@@ -108,24 +115,39 @@ final class FlowCache {
 
     /// The table's buckets, as a value a batch's lookups keep in registers.
     @inlinable
-    var buckets: Buckets { Buckets(base: lines, mask: bucketMask) }
+    var buckets: Buckets { Buckets(base: lines, shift: bucketShift, mask: bucketMask) }
 
     /// The buckets of a flow cache: where they are and which a hash picks.
     @usableFromInline
     struct Buckets {
         @usableFromInline let base: UnsafeMutableRawPointer
+        @usableFromInline let shift: UInt64
         @usableFromInline let mask: UInt64
 
         @inlinable
-        init(base: UnsafeMutableRawPointer, mask: UInt64) {
+        init(base: UnsafeMutableRawPointer, shift: UInt64, mask: UInt64) {
             self.base = base
+            self.shift = shift
             self.mask = mask
+        }
+
+        /// The index of `hash`'s bucket.
+        @inlinable @inline(__always)
+        func index(_ hash: UInt64) -> Int {
+            Int(truncatingIfNeeded: (hash &>> shift) & mask)
+        }
+
+        /// The index of `hash`'s second bucket, where its key goes when the
+        /// first is full (two choices leave almost no bucket overflowing).
+        @inlinable @inline(__always)
+        func alternate(_ hash: UInt64) -> Int {
+            Int(truncatingIfNeeded: hash & mask)
         }
 
         /// The first line of `hash`'s bucket.
         @inlinable @inline(__always)
         func bucket(_ hash: UInt64) -> UnsafeMutableRawPointer {
-            base + Int(truncatingIfNeeded: hash & mask) &* FlowCache.bucketBytes
+            base + index(hash) &* FlowCache.bucketBytes
         }
 
         /// Starts loading the first line of `hash`'s bucket into the CPU cache.
@@ -134,10 +156,19 @@ final class FlowCache {
             sk_prefetch(bucket(hash))
         }
 
-        /// The entry of `key`, if the cache has one.
+        /// The entry of `key`, if the cache has one: in its bucket, or else
+        /// in its second.
         @inlinable @inline(__always)
         func entry(for key: FlowCacheKey, hash: UInt64) -> UnsafeMutablePointer<Entry>? {
-            var line = bucket(hash)
+            if let found = entry(for: key, in: index(hash)) { return found }
+            let second = alternate(hash)
+            return second == index(hash) ? nil : entry(for: key, in: second)
+        }
+
+        /// The entry of `key` in bucket `bucket`, if it is there.
+        @inlinable @inline(__always)
+        func entry(for key: FlowCacheKey, in bucket: Int) -> UnsafeMutablePointer<Entry>? {
+            var line = base + bucket &* FlowCache.bucketBytes
             let end = line + FlowCache.bucketBytes
             repeat {
                 let stored = line.assumingMemoryBound(to: FlowCacheKey.self)
@@ -151,14 +182,18 @@ final class FlowCache {
     }
 
     /// Installs `entry` for `key` in place of the key's old entry, an
-    /// expired one, or the bucket's next in turn.
+    /// expired one in its bucket or else in its second, or the bucket's
+    /// next in turn.
     @usableFromInline
     func install(_ key: FlowCacheKey, _ entry: Entry, hash: UInt64, now: Int64) {
-        let first = Int(hash & bucketMask) << 2
+        let first = buckets.index(hash) << 2, second = buckets.alternate(hash) << 2
         var slot = -1
-        for way in first..<first + 4 {
-            if self.key(way).pointee == key { slot = way; break }
-            if slot < 0 && self.entry(way).pointee.lease <= now { slot = way }
+        search: for pass in 0..<(second == first ? 1 : 2) {
+            let start = pass == 0 ? first : second
+            for way in start..<start + 4 {
+                if self.key(way).pointee == key { slot = way; break search }
+                if slot < 0 && self.entry(way).pointee.lease <= now { slot = way }
+            }
         }
         if slot < 0 {
             slot = first + victim
@@ -196,11 +231,9 @@ final class FlowCache {
     /// Forgets the entry of `key`, if any.
     @inlinable @inline(__always)
     func remove(_ key: FlowCacheKey, hash: UInt64) {
-        let first = Int(hash & bucketMask) &<< 2
-        for way in first..<first &+ 4 where self.key(way).pointee == key {
-            self.key(way).pointee = .none
-            entry(way).pointee = Entry()
-        }
+        guard let found = buckets.entry(for: key, hash: hash) else { return }
+        (UnsafeMutableRawPointer(found) - Self.entryOffset).assumingMemoryBound(to: FlowCacheKey.self).pointee = .none
+        found.pointee = Entry()
     }
 }
 

@@ -19,10 +19,16 @@ struct FlowCacheKey: Equatable, Sendable {
     /// A key that no packet has (its link type byte is never a real one).
     @usableFromInline static let none = FlowCacheKey(addresses: 0, rest: 0xFF << 24)
 
+    /// A multiplicative hash whose top bits pick the bucket: both words
+    /// multiplied, folded, multiplied again, so that every bit of the key
+    /// reaches the top bits. Keys in network byte order come in strides
+    /// (neighbouring hosts differ in their last byte, the high bits of a
+    /// loaded word) that a single product would leave in few buckets.
     @inlinable @inline(__always)
     var hash: UInt64 {
-        let mixed = (addresses ^ (rest << 29 | rest >> 35)) &* 0x9E37_79B9_7F4A_7C15
-        return mixed ^ (mixed >> 32)  // the product's high half, mixed from every bit, into the bucket bits
+        var mixed = addresses &* 0x9E37_79B9_7F4A_7C15 ^ rest &* 0xC2B2_AE3D_27D4_EB4F
+        mixed ^= mixed >> 29
+        return mixed &* 0xBF58_476D_1CE4_E5B9
     }
 }
 
