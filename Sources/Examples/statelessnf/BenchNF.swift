@@ -110,7 +110,7 @@ struct NFBenchOptions: ParsableArguments {
     @Flag(help: "Print a machine-readable JSON summary.")
     var json = false
 
-    @Flag(help: "Take each packet's buffer from a DPDK port's receive queue and send it out of its transmit queue (no hugepages): a net_null port, then a net_ring port, each beside dpdk-testpmd's io forwarding on the same device in the same run.")
+    @Flag(help: "Take each packet's buffer from a DPDK port's receive queue and send it out of its transmit queue (no hugepages): a net_null port, then a net_ring port, each beside dpdk-testpmd's io forwarding on the same device in the same run, and on net_null the I/O floor (the same loop with no graph).")
     var dpdk = false
 
     func validate() throws {

@@ -21,13 +21,17 @@ import Glibc
 /// runtime applies the rewrite to a copy of the packet as it came in and
 /// installs the entry only if that gives the bytes the graph produced.
 ///
-/// Set-associative, four entries a bucket, replacing an expired entry
-/// first, then in turn; a new entry takes the first free way, so most
-/// lookups end at the first. Each entry (key and value) fills one cache
-/// line, and a batch's lookups are made in two passes (the first way's line
-/// prefetched for every packet, then the lookups) so that their memory
-/// accesses overlap. The table lives in 2 MB
-/// pages where the kernel gives them. Allocates only when made.
+/// Set-associative, four entries a bucket, and two buckets a key (the top
+/// bits of its hash pick the first, the low bits the second, where it goes
+/// when the first is full): an entry replaces the key's old one, an expired
+/// one, or else the first bucket's next in turn; a new entry takes the first
+/// free way, so most lookups end at the first. Each entry (key and value)
+/// fills one cache line, and a batch's lookups are made in two passes (the
+/// first bucket's first line prefetched for every packet, then the lookups)
+/// so that their memory accesses overlap. Keys, entries and checksum sums
+/// are kept in network byte order, so that the cached path swaps no byte.
+/// The table lives in 2 MB pages where the kernel gives them. Allocates
+/// only when made.
 @usableFromInline
 final class FlowCache {
     @usableFromInline
