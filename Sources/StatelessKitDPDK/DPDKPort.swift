@@ -114,7 +114,7 @@ public final class DPDKQueue {
         let count = Int(sk_rx_burst(port.id, queue, mbufs, UInt16(room)))
         let fields = self.fields, mbufs = self.mbufs
         for i in 0..<count {
-            let mbuf = mbufs[i]!
+            let mbuf = mbufs[i].unsafelyUnwrapped  // rte_eth_rx_burst filled the first `count`
             guard fields.segments(of: mbuf) == 1 else {
                 sk_pktmbuf_free(mbuf)
                 dropped += 1

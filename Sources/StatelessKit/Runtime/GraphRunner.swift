@@ -148,6 +148,7 @@ public final class GraphRunner {
         slot.running = true
         let count = batch.count
         slot.admitted = count
+        slot.allServed = false
         if batch.capacity == batchCapacity {
             _ = batch.exchange(&slot.packets, count: 0)
         } else {
@@ -157,6 +158,7 @@ public final class GraphRunner {
         if let flowCache {
             let hits = admitThroughCache(slot, count: count, cache: flowCache)
             if hits > 0 { counters.add(at: cacheHits, hits) }
+            slot.allServed = hits == count
         } else {
             for i in 0..<count { deliver(UInt16(truncatingIfNeeded: i), entry, slot) }
         }
@@ -317,7 +319,7 @@ public final class GraphRunner {
                 let count = slot.counts[number]
                 guard count > 0 else { continue }
                 let list = slot.list(number)
-                if count == slot.admitted && Self.isInOrder(list, count: count) {
+                if count == slot.admitted && (slot.allServed || Self.isInOrder(list, count: count)) {
                     // The whole batch leaves by this port as it came: hand it over.
                     _ = output.exchange(&slot.packets, count: count)
                 } else {

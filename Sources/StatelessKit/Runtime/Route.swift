@@ -25,6 +25,9 @@ final class BatchSlot {
     @exclusivity(unchecked) @usableFromInline var packets: UnsafeMutablePointer<Packet>
     /// How many packets the batch came with.
     @exclusivity(unchecked) @usableFromInline var admitted = 0
+    /// Whether the flow cache served every one of them (each port's list
+    /// then holds its packets in the order they came).
+    @exclusivity(unchecked) @usableFromInline var allServed = false
     /// Index lists: one per node, then one per port, `capacity` each.
     @usableFromInline let lists: UnsafeMutablePointer<UInt16>
     /// How many indices each list holds.
