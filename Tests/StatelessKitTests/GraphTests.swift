@@ -71,6 +71,46 @@ struct GraphTests {
         #expect(runner.canAdmit)
     }
 
+    @Test("batches move whole without losing order: exchanged in and out when they can be, copied when not")
+    func batchesMoveWhole() throws {
+        let graph = try Self.filter()
+        let pool = BufferPool(count: 256)
+        let runner = GraphRunner(graph: graph, pool: pool, session: nil, batchCapacity: 16, inFlight: 2)
+        let b = PacketBuilder().ipv4(source: Self.inside, destination: Self.web)
+        // A batch of the runner's capacity is exchanged with a slot; one of
+        // another capacity is copied. Every packet is web traffic, so each
+        // batch leaves whole by port 1 and is handed over in order; every
+        // third packet of the last round is dropped, so that its batch
+        // leaves in pieces and is copied out.
+        var sourcePort: UInt16 = 1
+        for (round, capacity) in [16, 8, 16, 16].enumerated() {
+            let batch = PacketBatch(capacity: capacity)
+            var sent: [UInt16] = []
+            for i in 0..<capacity {
+                let dropped = round == 3 && i % 3 == 0
+                var packet = pool.allocate()!
+                _ = b.tcp(source: sourcePort, destination: dropped ? 22 : 80).withUnsafeBytes { packet.setBytes($0) }
+                if !dropped { sent.append(sourcePort) }
+                sourcePort += 1
+                batch.append(packet)
+            }
+            runner.admit(batch, now: .zero)
+            #expect(batch.isEmpty && batch.capacity == capacity, "the caller's batch is empty and reusable")
+            var out: [UInt16] = []
+            runner.drain { port, packets in
+                #expect(port == 1)
+                for i in 0..<packets.count {
+                    out.append(packets[i].port(.source))
+                    pool.release(packets[i])
+                }
+                packets.removeAll()
+            }
+            #expect(out == sent, "round \(round)")
+        }
+        #expect(runner.drops == ["not web": 6])
+        #expect(pool.available == 256, "every buffer is back")
+    }
+
     @Test("the graph prints as text and as DOT")
     func printing() throws {
         let graph = try Self.filter()
