@@ -56,6 +56,36 @@ struct FlowCacheTableTests {
         #expect(missing == 0, "\(missing) of \(keys.count) flows evicted by others in their bucket")
     }
 
+    @Test("a key whose first bucket is full goes to its second, is found there, replaced in place and removed")
+    func secondBucket() {
+        // 16 buckets of 4: pick keys whose first bucket is bucket 0 and whose
+        // second is another, fill bucket 0, and place one more.
+        let cache = FlowCache(capacity: 64)
+        let buckets = cache.buckets
+        var crowd: [FlowCacheKey] = []
+        var port: UInt16 = 1
+        while crowd.count < 5 {
+            let candidate = key(source: 0x0A00_0001, sourcePort: port)
+            port += 1
+            if buckets.index(candidate.hash) == 0 && buckets.alternate(candidate.hash) != 0 { crowd.append(candidate) }
+        }
+        func install(_ key: FlowCacheKey, output: Int) {
+            cache.install(key, FlowCache.makeEntry(key, addresses: key.addresses, ports: UInt32(truncatingIfNeeded: key.rest >> 32),
+                                                   output: output, lease: .max, firstBatch: 0), hash: key.hash, now: 0)
+        }
+        for (n, key) in crowd.enumerated() { install(key, output: n) }
+        let last = crowd[4]
+        let found = buckets.entry(for: last, hash: last.hash)
+        #expect(found != nil && found!.pointee.output == 4, "the fifth key, in its second bucket")
+        #expect(buckets.entry(for: last, in: buckets.index(last.hash)) == nil)
+        #expect(crowd.allSatisfy { buckets.entry(for: $0, hash: $0.hash) != nil }, "no key evicted")
+        install(last, output: 9)
+        #expect(buckets.entry(for: last, hash: last.hash)?.pointee.output == 9, "replaced where it was")
+        cache.remove(last, hash: last.hash)
+        #expect(buckets.entry(for: last, hash: last.hash) == nil)
+        #expect(crowd.prefix(4).allSatisfy { buckets.entry(for: $0, hash: $0.hash) != nil }, "the others stay")
+    }
+
     @Test("an entry rewrites a packet as the graph's field-by-field rewrites do, UDP zero checksum kept")
     func rewrite() throws {
         for zeroChecksum in [false, true] {
