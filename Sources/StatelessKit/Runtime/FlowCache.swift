@@ -25,13 +25,14 @@ import Glibc
 /// bits of its hash pick the first, the low bits the second, where it goes
 /// when the first is full): an entry replaces the key's old one, an expired
 /// one, or else the first bucket's next in turn; a new entry takes the first
-/// free way, so most lookups end at the first. Each entry (key and value)
-/// fills one cache line, and a batch's lookups are made in two passes (the
-/// first bucket's first line prefetched for every packet, then the lookups)
-/// so that their memory accesses overlap. Keys, entries and checksum sums
-/// are kept in network byte order, so that the cached path swaps no byte.
-/// The table lives in 2 MB pages where the kernel gives them. Allocates
-/// only when made.
+/// free way. A bucket's four keys share one cache line and each entry has
+/// a line of its own, so that a lookup touches two lines whatever the way,
+/// and a batch's lookups are made in three passes so that their memory
+/// accesses overlap: each packet's key, its bucket's key line prefetched;
+/// the key compares, each entry found prefetched; the rewrites. Keys,
+/// entries and checksum sums are kept in network byte order, so that the
+/// cached path swaps no byte. The tables live in 2 MB pages where the
+/// kernel gives them. Allocates only when made.
 @usableFromInline
 final class FlowCache {
     @usableFromInline
@@ -59,8 +60,10 @@ final class FlowCache {
         init() {}
     }
 
-    /// The entries, one to a cache line: the key, then the entry.
-    @usableFromInline let lines: UnsafeMutableRawPointer
+    /// The keys, a bucket's four in one cache line.
+    @usableFromInline let keys: UnsafeMutableRawPointer
+    /// The entries, one to a cache line, in the order of their keys.
+    @usableFromInline let entries: UnsafeMutableRawPointer
     /// Which bucket a hash picks: its top bits (``FlowCacheKey/hash`` is a
     /// multiplicative hash, whose top bits every bit of the key reaches).
     @usableFromInline let bucketShift: UInt64
@@ -70,14 +73,14 @@ final class FlowCache {
     let capacity: Int
     static let hugePage = 2 << 20
     @usableFromInline static let line = 64
-    /// A bucket: four entries.
-    @usableFromInline static let bucketBytes = 4 * line
-    @usableFromInline static let entryOffset = MemoryLayout<FlowCacheKey>.stride
+    /// A bucket's keys: four, one line.
+    @usableFromInline static let keySize = MemoryLayout<FlowCacheKey>.stride
 
     /// A cache of at least `capacity` entries (rounded up to a power of two,
     /// at least one bucket).
     init(capacity: Int) {
-        precondition(Self.entryOffset + MemoryLayout<Entry>.size <= Self.line, "a flow cache entry fills one line")
+        precondition(MemoryLayout<Entry>.size <= Self.line && 4 * Self.keySize == Self.line,
+                     "a flow cache entry fills one line, and a bucket's keys one")
         let buckets = max(1, (capacity + 3) / 4)
         let rounded = 1 << (Int.bitWidth - (buckets - 1).leadingZeroBitCount)
         self.capacity = rounded * 4
@@ -86,51 +89,60 @@ final class FlowCache {
         // the mask alone gives 0).
         let bucketBits = Int.bitWidth - (rounded - 1).leadingZeroBitCount
         bucketShift = UInt64(64 - max(1, bucketBits))
-        let size = self.capacity * Self.line
-        let alignment = size >= Self.hugePage ? Self.hugePage : Self.line
-        let bytes = (size + alignment - 1) / alignment * alignment
-        lines = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: alignment)
-        #if canImport(Glibc)
-        // Lookups land anywhere in the table: with 4 KB pages nearly every
-        // one would miss the TLB.
-        if alignment == Self.hugePage { _ = madvise(lines, bytes, MADV_HUGEPAGE) }
-        #endif
+        keys = Self.table(bytes: self.capacity * Self.keySize)
+        entries = Self.table(bytes: self.capacity * Self.line)
         for index in 0..<self.capacity {
-            (lines + index * Self.line).initializeMemory(as: FlowCacheKey.self, repeating: .none, count: 1)
-            (lines + index * Self.line + Self.entryOffset).initializeMemory(as: Entry.self, repeating: Entry(), count: 1)
+            (keys + index * Self.keySize).initializeMemory(as: FlowCacheKey.self, repeating: .none, count: 1)
+            (entries + index * Self.line).initializeMemory(as: Entry.self, repeating: Entry(), count: 1)
         }
     }
 
+    /// `bytes` for a table, in 2 MB pages when that large.
+    static func table(bytes size: Int) -> UnsafeMutableRawPointer {
+        let alignment = size >= Self.hugePage ? Self.hugePage : Self.line
+        let bytes = (size + alignment - 1) / alignment * alignment
+        let table = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: alignment)
+        #if canImport(Glibc)
+        // Lookups land anywhere in the table: with 4 KB pages nearly every
+        // one would miss the TLB.
+        if alignment == Self.hugePage { _ = madvise(table, bytes, MADV_HUGEPAGE) }
+        #endif
+        return table
+    }
+
     deinit {
-        lines.deallocate()
+        keys.deallocate()
+        entries.deallocate()
     }
 
     /// The key at `index`.
     @inlinable @inline(__always)
     func key(_ index: Int) -> UnsafeMutablePointer<FlowCacheKey> {
-        (lines + index &* Self.line).assumingMemoryBound(to: FlowCacheKey.self)
+        (keys + index &* Self.keySize).assumingMemoryBound(to: FlowCacheKey.self)
     }
 
     /// The entry at `index`.
     @inlinable @inline(__always)
     func entry(_ index: Int) -> UnsafeMutablePointer<Entry> {
-        (lines + (index &* Self.line &+ Self.entryOffset)).assumingMemoryBound(to: Entry.self)
+        (entries + index &* Self.line).assumingMemoryBound(to: Entry.self)
     }
 
     /// The table's buckets, as a value a batch's lookups keep in registers.
     @inlinable
-    var buckets: Buckets { Buckets(base: lines, shift: bucketShift, mask: bucketMask) }
+    var buckets: Buckets { Buckets(keys: keys, entries: entries, shift: bucketShift, mask: bucketMask) }
 
     /// The buckets of a flow cache: where they are and which a hash picks.
     @usableFromInline
     struct Buckets {
-        @usableFromInline let base: UnsafeMutableRawPointer
+        @usableFromInline let keys: UnsafeMutableRawPointer
+        @usableFromInline let entries: UnsafeMutableRawPointer
         @usableFromInline let shift: UInt64
         @usableFromInline let mask: UInt64
 
         @inlinable
-        init(base: UnsafeMutableRawPointer, shift: UInt64, mask: UInt64) {
-            self.base = base
+        init(keys: UnsafeMutableRawPointer, entries: UnsafeMutableRawPointer, shift: UInt64, mask: UInt64) {
+            self.keys = keys
+            self.entries = entries
             self.shift = shift
             self.mask = mask
         }
@@ -148,16 +160,22 @@ final class FlowCache {
             Int(truncatingIfNeeded: hash & mask)
         }
 
-        /// The first line of `hash`'s bucket.
+        /// The line of `hash`'s bucket's keys.
         @inlinable @inline(__always)
-        func bucket(_ hash: UInt64) -> UnsafeMutableRawPointer {
-            base + index(hash) &* FlowCache.bucketBytes
+        func keyLine(_ bucket: Int) -> UnsafeMutableRawPointer {
+            keys + bucket &* FlowCache.line
         }
 
-        /// Starts loading the first line of `hash`'s bucket into the CPU cache.
+        /// Starts loading the keys of `hash`'s bucket into the CPU cache.
         @inlinable @inline(__always)
         func prefetch(_ hash: UInt64) {
-            sk_prefetch(bucket(hash))
+            sk_prefetch(keyLine(index(hash)))
+        }
+
+        /// Starts loading `entry` into the CPU cache.
+        @inlinable @inline(__always)
+        func prefetch(_ entry: UnsafeMutablePointer<Entry>) {
+            sk_prefetch(UnsafeRawPointer(entry))
         }
 
         /// The entry of `key`, if the cache has one: in its bucket, or else
@@ -169,18 +187,18 @@ final class FlowCache {
             return second == index(hash) ? nil : entry(for: key, in: second)
         }
 
-        /// The entry of `key` in bucket `bucket`, if it is there.
+        /// The entry of `key` in bucket `bucket`, if it is there: its four
+        /// keys lie in one line, each entry in a line of its own.
         @inlinable @inline(__always)
         func entry(for key: FlowCacheKey, in bucket: Int) -> UnsafeMutablePointer<Entry>? {
-            var line = base + bucket &* FlowCache.bucketBytes
-            let end = line + FlowCache.bucketBytes
+            let line = keyLine(bucket).assumingMemoryBound(to: FlowCacheKey.self)
+            var way = 0
             repeat {
-                let stored = line.assumingMemoryBound(to: FlowCacheKey.self)
-                if stored.pointee.addresses == key.addresses && stored.pointee.rest == key.rest {
-                    return (line + FlowCache.entryOffset).assumingMemoryBound(to: Entry.self)
+                if line[way].addresses == key.addresses && line[way].rest == key.rest {
+                    return (entries + (bucket &<< 2 | way) &* FlowCache.line).assumingMemoryBound(to: Entry.self)
                 }
-                line += FlowCache.line
-            } while line != end
+                way &+= 1
+            } while way != 4
             return nil
         }
     }
@@ -236,7 +254,7 @@ final class FlowCache {
     @inlinable @inline(__always)
     func remove(_ key: FlowCacheKey, hash: UInt64) {
         guard let found = buckets.entry(for: key, hash: hash) else { return }
-        (UnsafeMutableRawPointer(found) - Self.entryOffset).assumingMemoryBound(to: FlowCacheKey.self).pointee = .none
+        self.key((UnsafeMutableRawPointer(found) - entries) / Self.line).pointee = .none
         found.pointee = Entry()
     }
 }
@@ -250,6 +268,8 @@ struct FlowCandidate {
     @usableFromInline var headers = CacheableHeaders()
     @usableFromInline var key = FlowCacheKey.none
     @usableFromInline var hash: UInt64 = 0
+    /// Its flow's entry, if the cache has one.
+    @usableFromInline var found: UnsafeMutablePointer<FlowCache.Entry>? = nil
     @usableFromInline var dataOffset: Int32 = 0
     @usableFromInline var length: Int32 = 0
 

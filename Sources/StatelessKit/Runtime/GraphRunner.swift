@@ -178,8 +178,9 @@ public final class GraphRunner {
     /// live entry for, that this batch may use, straight to its port with
     /// the entry's rewrite, and the others into the graph (those of a kind
     /// the cache can hold as candidates); returns how many the cache served.
-    /// In two passes, so that the batch's memory accesses overlap: the keys,
-    /// each bucket's first line prefetched; then the lookups. A packet that
+    /// In three passes, so that the batch's memory accesses overlap: the
+    /// keys, each bucket's key line prefetched; the lookups, each entry found
+    /// prefetched; then the rewrites. A packet that
     /// changes a connection's state removes its flow's entry: the flow's
     /// later packets must not overtake it, and wait for an entry installed
     /// after it left. The slot's and the cache's fields are read once, into
@@ -204,11 +205,18 @@ public final class GraphRunner {
                 buckets.prefetch(hash)
             }
         }
+        for i in 0..<count {
+            let candidate = candidates + i
+            guard candidate.pointee.parse == .servable else { continue }
+            let found = buckets.entry(for: candidate.pointee.key, hash: candidate.pointee.hash)
+            candidate.pointee.found = found
+            if let found { buckets.prefetch(found) }
+        }
         var hits = 0
         for i in 0..<count {
             let candidate = candidates + i
             let parse = candidate.pointee.parse
-            if parse == .servable, let found = buckets.entry(for: candidate.pointee.key, hash: candidate.pointee.hash),
+            if parse == .servable, let found = candidate.pointee.found,
                found.pointee.lease > now && horizon >= found.pointee.firstBatch {
                 packets[i].applyCachedRewrite(found.pointee, at: candidate.pointee.headers)
                 leases[i] = .min
