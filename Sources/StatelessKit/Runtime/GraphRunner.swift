@@ -212,6 +212,10 @@ public final class GraphRunner {
             candidate.pointee.found = found
             if let found { buckets.prefetch(found) }
         }
+        // The entries found are read again here, in order: a packet that
+        // changes its connection's state clears its flow's entry (nothing is
+        // installed during admission), so the flow's later packets in this
+        // batch fail the lease check and follow it through the graph.
         var hits = 0
         for i in 0..<count {
             let candidate = candidates + i
