@@ -6,19 +6,30 @@ import Testing
 /// another and take the graph again; and an entry's rewrite must be the
 /// graph's.
 struct FlowCacheTableTests {
-    /// The key of a UDP packet from `source`:`sourcePort` to `destination`:53,
-    /// arrived on port 0 as an Ethernet frame, as the cache's parse makes it.
-    func key(source: UInt32, sourcePort: UInt16, destination: UInt32 = 0xC633_6401) -> FlowCacheKey {
-        var frame = PacketBuilder().ipv4(source: IPv4Address(source), destination: IPv4Address(destination))
-            .udp(source: sourcePort, destination: 53)
+    /// What the cache's parse makes of `frame`, an Ethernet frame arrived on port 0.
+    func parsed(_ frame: [UInt8]) -> (parse: FlowCacheParse, headers: CacheableHeaders, key: FlowCacheKey) {
+        var bytes = frame
         var headers = CacheableHeaders()
         var key = FlowCacheKey.none
-        let parse = frame.withUnsafeMutableBytes {
+        let parse = bytes.withUnsafeMutableBytes {
             PacketParser.parseCacheable($0.baseAddress!, length: $0.count, linkType: .ethernet, port: 0,
                                         headers: &headers, key: &key)
         }
-        precondition(parse == .servable)
-        return key
+        return (parse, headers, key)
+    }
+
+    /// The key of a UDP packet from `source`:`sourcePort` to `destination`:53.
+    func key(source: UInt32, sourcePort: UInt16, destination: UInt32 = 0xC633_6401) -> FlowCacheKey {
+        let result = parsed(PacketBuilder().ipv4(source: IPv4Address(source), destination: IPv4Address(destination))
+            .udp(source: sourcePort, destination: 53))
+        precondition(result.parse == .servable)
+        return result.key
+    }
+
+    /// An entry for `key` that leaves its addresses and ports as they are.
+    func entry(_ key: FlowCacheKey, output: Int) -> FlowCache.Entry {
+        FlowCache.makeEntry(key, addresses: key.addresses, ports: UInt32(truncatingIfNeeded: key.rest >> 32),
+                            output: output, lease: .max, firstBatch: 0)
     }
 
     @Test("10,000 flows of neighbouring hosts, ports and destinations all stay in a 65,536-entry cache", arguments: [
@@ -42,11 +53,7 @@ struct FlowCacheTableTests {
                 }
             }
         }
-        for (n, key) in keys.enumerated() {
-            let entry = FlowCache.makeEntry(key, addresses: key.addresses, ports: UInt32(truncatingIfNeeded: key.rest >> 32),
-                                            output: n % 2, lease: .max, firstBatch: 0)
-            cache.install(key, entry, hash: key.hash, now: 0)
-        }
+        for (n, key) in keys.enumerated() { cache.install(key, entry(key, output: n % 2), hash: key.hash, now: 0) }
         let buckets = cache.buckets
         let missing = keys.filter { buckets.entry(for: $0, hash: $0.hash) == nil }.count
         // With one bucket a key, 10,000 uniformly random keys in 16,384
@@ -70,8 +77,7 @@ struct FlowCacheTableTests {
             if buckets.index(candidate.hash) == 0 && buckets.alternate(candidate.hash) != 0 { crowd.append(candidate) }
         }
         func install(_ key: FlowCacheKey, output: Int) {
-            cache.install(key, FlowCache.makeEntry(key, addresses: key.addresses, ports: UInt32(truncatingIfNeeded: key.rest >> 32),
-                                                   output: output, lease: .max, firstBatch: 0), hash: key.hash, now: 0)
+            cache.install(key, entry(key, output: output), hash: key.hash, now: 0)
         }
         for (n, key) in crowd.enumerated() { install(key, output: n) }
         let last = crowd[4]
@@ -92,7 +98,7 @@ struct FlowCacheTableTests {
             var frame = PacketBuilder().ipv4(source: IPv4Address(10, 0, 0, 7), destination: IPv4Address(198, 51, 100, 1))
                 .udp(source: 4_000, destination: 53, payload: [1, 2, 3, 4, 5], zeroChecksum: zeroChecksum)
             var expected = frame
-            let before = key(source: 0x0A00_0007, sourcePort: 4_000)
+            let before = parsed(frame)
             try expected.withUnsafeMutableBytes { bytes in
                 var packet = Packet(buffer: bytes.baseAddress!, bufferSize: bytes.count, handle: 0, headroom: 0)
                 _ = packet.setLength(bytes.count)
@@ -100,23 +106,13 @@ struct FlowCacheTableTests {
                 #expect(packet.setIPv4Address(IPv4Address(203, 0, 113, 9), at: .source))
                 #expect(packet.setPort(61_000, at: .source))
             }
-            let after = expected.withUnsafeMutableBytes { bytes -> FlowCacheKey in
-                var headers = CacheableHeaders()
-                var key = FlowCacheKey.none
-                _ = PacketParser.parseCacheable(bytes.baseAddress!, length: bytes.count, linkType: .ethernet, port: 0,
-                                                headers: &headers, key: &key)
-                return key
-            }
-            let entry = FlowCache.makeEntry(before, addresses: after.addresses, ports: UInt32(truncatingIfNeeded: after.rest >> 32),
+            let after = parsed(expected).key
+            let entry = FlowCache.makeEntry(before.key, addresses: after.addresses, ports: UInt32(truncatingIfNeeded: after.rest >> 32),
                                             output: 0, lease: .max, firstBatch: 0)
             frame.withUnsafeMutableBytes { bytes in
-                var headers = CacheableHeaders()
-                var key = FlowCacheKey.none
-                _ = PacketParser.parseCacheable(bytes.baseAddress!, length: bytes.count, linkType: .ethernet, port: 0,
-                                                headers: &headers, key: &key)
                 var packet = Packet(buffer: bytes.baseAddress!, bufferSize: bytes.count, handle: 0, headroom: 0)
                 _ = packet.setLength(bytes.count)
-                packet.applyCachedRewrite(entry, at: headers)
+                packet.applyCachedRewrite(entry, at: before.headers)
             }
             #expect(frame == expected, "zero UDP checksum: \(zeroChecksum)")
         }

@@ -62,6 +62,15 @@ public enum InternetChecksum {
         ~UInt16(truncatingIfNeeded: fold(UInt32(~checksum) &+ sum))
     }
 
+    /// ``updated(_:adding:)`` for a sum already folded to 16 bits (as a
+    /// flow cache entry keeps it), which one fold keeps within 16 bits. Byte
+    /// order does not matter, as long as both are in the same.
+    @inlinable @inline(__always)
+    static func updated(_ checksum: UInt16, addingFolded sum: UInt16) -> UInt16 {
+        let total = UInt32(~checksum) &+ UInt32(sum)
+        return ~UInt16(truncatingIfNeeded: (total & 0xFFFF) &+ (total >> 16))
+    }
+
     /// What a 16-bit word changing from `old` to `new` adds to the one's
     /// complement sum over it (~m + m', folded).
     @inlinable

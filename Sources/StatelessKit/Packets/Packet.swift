@@ -53,17 +53,8 @@ public struct Packet {
     /// packets from the runtime.
     @inlinable
     public init(buffer: UnsafeMutableRawPointer, bufferSize: Int, handle: UInt, headroom: Int) {
-        precondition(headroom >= 0 && headroom <= bufferSize && bufferSize <= Int(Int32.max))
-        self.buffer = buffer
-        self.bufferSize = Int32(bufferSize)
-        self.handle = handle
-        self.storedDataOffset = Int32(headroom)
-        self.storedLength = 0
-        self.originalLength = 0
-        self.timestamp = .zero
-        self.port = 0
-        self.linkType = .ethernet
-        self.layout = PacketLayout()
+        self.init(buffer: buffer, bufferSize: bufferSize, handle: handle, dataOffset: headroom, length: 0,
+                  port: 0, timestamp: .zero)
     }
 
     /// A packet over `bufferSize` bytes at `buffer` whose `length` bytes of

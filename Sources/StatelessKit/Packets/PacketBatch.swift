@@ -66,15 +66,12 @@ public final class PacketBatch {
 
     /// Exchanges the batch's packets with the `count` packets at `other`, a
     /// buffer of ``capacity`` packets, without copying either: the runtime
-    /// moves whole batches this way. Returns how many packets the batch held,
-    /// now at `other`.
+    /// moves whole batches this way. What the batch held is then at `other`.
     @inlinable
-    func exchange(_ other: inout UnsafeMutablePointer<Packet>, count: Int) -> Int {
+    func exchange(_ other: inout UnsafeMutablePointer<Packet>, count: Int) {
         precondition(count >= 0 && count <= capacity, "exchanging more packets than a batch holds")
         swap(&storage, &other)
-        let held = storedCount
         storedCount = count
-        return held
     }
 
     /// Forgets every packet (their buffers are the caller's to release).

@@ -191,10 +191,21 @@ extension Packet {
     @inlinable
     func updateTransportChecksum(at offset: Int, _ update: (UInt16) -> UInt16) {
         let old = data.loadBigEndian(offset, as: UInt16.self)
-        let udp = layout.transport == .udp
-        if udp && old == 0 { return }
+        if let new = Self.updatedTransportChecksum(old, udp: layout.transport == .udp, update) {
+            data.storeBigEndian(new, at: offset)
+        }
+    }
+
+    /// The TCP or UDP checksum `old` updated by `update`, or `nil` when it
+    /// stays as it is: a zero UDP checksum means none and stays zero, and a
+    /// UDP checksum never becomes zero (it is sent as all ones). Zero and
+    /// all ones read the same in either byte order, so this holds for a
+    /// checksum loaded as it lies.
+    @inlinable @inline(__always)
+    static func updatedTransportChecksum(_ old: UInt16, udp: Bool, _ update: (UInt16) -> UInt16) -> UInt16? {
+        if udp && old == 0 { return nil }
         let new = update(old)
-        data.storeBigEndian(udp && new == 0 ? 0xFFFF : new, at: offset)
+        return udp && new == 0 ? 0xFFFF : new
     }
 
     /// Writes a 16-bit word inside an ICMP error's message and updates the
@@ -212,9 +223,8 @@ extension Packet {
     @inlinable
     func updateQuotedTransportChecksum(at offset: Int, udp: Bool, _ update: (UInt16) -> UInt16) {
         guard let quote = layout.quote, offset + 2 <= Int(quote.end) else { return }
-        let old = data.loadBigEndian(offset, as: UInt16.self)
-        if udp && old == 0 { return }
-        let new = update(old)
-        writeQuotedWord(udp && new == 0 ? 0xFFFF : new, at: offset)
+        if let new = Self.updatedTransportChecksum(data.loadBigEndian(offset, as: UInt16.self), udp: udp, update) {
+            writeQuotedWord(new, at: offset)
+        }
     }
 }

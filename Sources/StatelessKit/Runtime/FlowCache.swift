@@ -182,9 +182,10 @@ final class FlowCache {
         /// in its second.
         @inlinable @inline(__always)
         func entry(for key: FlowCacheKey, hash: UInt64) -> UnsafeMutablePointer<Entry>? {
-            if let found = entry(for: key, in: index(hash)) { return found }
+            let first = index(hash)
+            if let found = entry(for: key, in: first) { return found }
             let second = alternate(hash)
-            return second == index(hash) ? nil : entry(for: key, in: second)
+            return second == first ? nil : entry(for: key, in: second)
         }
 
         /// The entry of `key` in bucket `bucket`, if it is there: its four
@@ -288,23 +289,14 @@ extension Packet {
     @inlinable @inline(__always)
     func applyCachedRewrite(_ entry: FlowCache.Entry, at headers: CacheableHeaders) {
         let ip = data + Int(headers.l3Offset), transport = data + Int(headers.l4Offset)
-        ip.storeBytes(of: Self.updated(ip.loadUnaligned(fromByteOffset: 10, as: UInt16.self), adding: entry.ipSum),
-                      toByteOffset: 10, as: UInt16.self)
+        let headerChecksum = ip.loadUnaligned(fromByteOffset: 10, as: UInt16.self)
+        ip.storeBytes(of: InternetChecksum.updated(headerChecksum, addingFolded: entry.ipSum), toByteOffset: 10, as: UInt16.self)
         let at = headers.isUDP ? 6 : 16
-        let old = transport.loadUnaligned(fromByteOffset: at, as: UInt16.self)
-        if !headers.isUDP || old != 0 {
-            let new = Self.updated(old, adding: entry.transportSum)
-            transport.storeBytes(of: headers.isUDP && new == 0 ? 0xFFFF : new, toByteOffset: at, as: UInt16.self)
+        if let new = Self.updatedTransportChecksum(transport.loadUnaligned(fromByteOffset: at, as: UInt16.self), udp: headers.isUDP,
+                                                   { InternetChecksum.updated($0, addingFolded: entry.transportSum) }) {
+            transport.storeBytes(of: new, toByteOffset: at, as: UInt16.self)
         }
         ip.storeBytes(of: entry.addresses, toByteOffset: 12, as: UInt64.self)
         transport.storeBytes(of: entry.ports, toByteOffset: 0, as: UInt32.self)
-    }
-
-    /// ``InternetChecksum/updated(_:adding:)`` for a sum already folded to 16
-    /// bits, which one fold keeps within 16 bits.
-    @inlinable @inline(__always)
-    static func updated(_ checksum: UInt16, adding sum: UInt16) -> UInt16 {
-        let total = UInt32(~checksum) &+ UInt32(sum)
-        return ~UInt16(truncatingIfNeeded: (total & 0xFFFF) &+ (total >> 16))
     }
 }

@@ -150,7 +150,7 @@ public final class GraphRunner {
         slot.admitted = count
         slot.allServed = false
         if batch.capacity == batchCapacity {
-            _ = batch.exchange(&slot.packets, count: 0)
+            batch.exchange(&slot.packets, count: 0)
         } else {
             slot.packets.initialize(from: batch.storage, count: count)
             batch.removeAll()
@@ -333,7 +333,7 @@ public final class GraphRunner {
                 let list = slot.list(number)
                 if count == slot.admitted && (slot.allServed || Self.isInOrder(list, count: count)) {
                     // The whole batch leaves by this port as it came: hand it over.
-                    _ = output.exchange(&slot.packets, count: count)
+                    output.exchange(&slot.packets, count: count)
                 } else {
                     for k in 0..<count { output.append(slot.packets[Int(list[k])]) }
                 }
