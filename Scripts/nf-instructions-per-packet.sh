@@ -16,7 +16,7 @@ strip -g -o "$stripped" "$binary"  # valgrind 3.19 cannot read Swift's DWARF 5
 count() {
     local measured=$1
     shift
-    valgrind --tool=callgrind --toggle-collect='$s11statelessnf8BenchNATV4work4pool*' --callgrind-out-file=/dev/null "$stripped" bench "$nf" --packets "$measured" "$@" 2>&1 >/dev/null \
+    valgrind --tool=callgrind --toggle-collect='$s11statelessnf8BenchNATV4work4pool*PoolRzlFZA*' --callgrind-out-file=/dev/null "$stripped" bench "$nf" --packets "$measured" "$@" 2>&1 >/dev/null \
         | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 one=$(count "$packets" "$@")

@@ -10,9 +10,14 @@ import StatelessKit
 /// is called (on SIGINT or SIGTERM) or, when every queue reads a capture
 /// through net_pcap, once each capture's packets have come.
 ///
+/// With a runner that has a flow cache and no link layer, each burst goes
+/// to the cache first, where its mbufs lie (``InPlacePath``): what the cache
+/// serves leaves by the sink's queues at once, and only the rest becomes
+/// packets.
+///
 /// One worker thread reads it; ``stop()``, ``received`` and ``activity``
 /// are safe from any thread.
-public final class DPDKSource: PacketSource, @unchecked Sendable {
+public final class DPDKSource: InPlaceSource, @unchecked Sendable {
     /// A receive queue and where its packets enter the graph.
     public struct Input {
         /// The queue.
@@ -47,6 +52,8 @@ public final class DPDKSource: PacketSource, @unchecked Sendable {
     public var activity: Int { polls.load(ordering: .relaxed) }
     /// Packets dropped on receipt (several segments).
     public private(set) var dropped = 0
+    /// The path serving bursts where they lie, once a runner has it.
+    public private(set) var inPlace: InPlacePath?
 
     /// A source reading `inputs` in turn, through `link` when given; with
     /// `budget` (shared by the sources of several workers), it ends once
@@ -72,38 +79,53 @@ public final class DPDKSource: PacketSource, @unchecked Sendable {
         return true
     }
 
+    public func serveInPlace(through runner: GraphRunner, to sink: any PacketSink) -> Bool {
+        // Frames sent through a link layer take Ethernet addresses the cached rewrite does not hold.
+        guard link == nil, let sink = sink as? DPDKSink, sink.link == nil else { return false }
+        let path = InPlacePath(runner: runner, outputs: sink.outputs)
+        inPlace = path
+        sink.inPlace = path
+        return true
+    }
+
+    public var servedInPlace: [UInt16: Int] {
+        guard let inPlace else { return [:] }
+        return inPlace.sent.merging(inPlace.unsent, uniquingKeysWith: +)
+    }
+
     public func read(into batch: PacketBatch, from pool: any PacketPool) throws -> Int {
         polls.wrappingIncrement(ordering: .relaxed)
         guard !isExhausted else { return 0 }
         let now = Timestamp.wallClock()
+        var served = 0
         for _ in 0..<inputs.count {
             let index = next
             next = next + 1 == inputs.count ? 0 : next + 1
             let input = inputs[index]
             let before = batch.count
-            var droppedNow = 0
-            let count: Int
+            var room = batch.capacity - batch.count
             if let budget {
                 // Reserve room from the budget, and give back what did not come.
                 var left = budget.load(ordering: .relaxed)
-                var room = 0
                 repeat {
                     room = min(batch.capacity - batch.count, left)
-                    guard room > 0 else { return 0 }
+                    guard room > 0 else { return batch.count - before + served }
                     let (exchanged, original) = budget.compareExchange(expected: left, desired: left - room, ordering: .relaxed)
                     if exchanged { break }
                     left = original
                 } while true
-                count = input.queue.receive(into: batch, as: input.graphPort, at: now, limit: room, dropped: &droppedNow)
-                if count < room { budget.wrappingIncrement(by: room - count, ordering: .relaxed) }
-            } else {
-                count = input.queue.receive(into: batch, as: input.graphPort, at: now, dropped: &droppedNow)
             }
+            var droppedNow = 0
+            let count = input.queue.receiveBurst(limit: room)
+            if let budget, count < room { budget.wrappingIncrement(by: room - count, ordering: .relaxed) }
+            let left = inPlace?.serve(input.queue, count: count, as: input.graphPort, at: now) ?? count
+            served += count - left
+            input.queue.makePackets(left, into: batch, as: input.graphPort, at: now, dropped: &droppedNow)
             counts[index] += count
             if count > droppedNow { receivedCount.wrappingIncrement(by: count - droppedNow, ordering: .relaxed) }
             dropped += droppedNow
             if let link { link.receive(batch, from: before, on: input.queue, now: now) }
-            if batch.count > before || batch.isFull { return batch.count - before }
+            if batch.count > before || batch.isFull || served > 0 { return batch.count - before + served }
         }
         return 0
     }
@@ -115,14 +137,25 @@ public final class DPDKSource: PacketSource, @unchecked Sendable {
 public final class DPDKSink: PacketSink {
     let outputs: [UInt16: DPDKQueue]
     let link: LinkLayer?
+    /// The source's path for frames served where they lie, whose sends
+    /// count here too.
+    var inPlace: InPlacePath?
     /// Packets sent, and packets the ports would not take (their rings
-    /// full) or that left by a graph port with no queue, by graph port.
-    public private(set) var sent: [UInt16: Int] = [:]
-    public private(set) var unsent: [UInt16: Int] = [:]
+    /// full) or that left by a graph port with no queue, by graph port
+    /// (frames served in place included).
+    public var sent: [UInt16: Int] { sentPackets.merging(inPlace?.sent ?? [:], uniquingKeysWith: +) }
+    public var unsent: [UInt16: Int] { unsentPackets.merging(inPlace?.unsent ?? [:], uniquingKeysWith: +) }
+    var sentPackets: [UInt16: Int] = [:]
+    var unsentPackets: [UInt16: Int] = [:]
     /// How long each packet sent spent from its receipt to its send (its
     /// timestamp, stamped on receipt, to the send's clock): the latency the
-    /// NF adds, store round trips included.
-    public private(set) var latency = LatencyHistogram()
+    /// NF adds, store round trips included (frames served in place too).
+    public var latency: LatencyHistogram {
+        var all = packetLatency
+        if let inPlace { all.merge(inPlace.latency) }
+        return all
+    }
+    var packetLatency = LatencyHistogram()
 
     /// A sink sending what leaves by each graph port out of its queue.
     public init(outputs: [UInt16: DPDKQueue], link: LinkLayer? = nil) {
@@ -132,16 +165,16 @@ public final class DPDKSink: PacketSink {
 
     public func write(_ batch: PacketBatch, port: UInt16) throws {
         guard let out = outputs[port] else {
-            unsent[port, default: 0] += batch.count
+            unsentPackets[port, default: 0] += batch.count
             return
         }
         let now = Timestamp.wallClock()
-        latency.record(batch, at: now)
+        packetLatency.record(batch, at: now)
         link?.prepare(batch, for: out, now: now)
         let count = batch.count
         let taken = out.send(batch)
-        sent[port, default: 0] += taken
-        if taken < count { unsent[port, default: 0] += count - taken }
+        sentPackets[port, default: 0] += taken
+        if taken < count { unsentPackets[port, default: 0] += count - taken }
     }
 
     /// Frees the frames the link layer still holds (the ports are their

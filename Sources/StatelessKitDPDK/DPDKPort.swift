@@ -87,8 +87,8 @@ public final class DPDKQueue {
     public let port: DPDKPort
     /// The queue number (the same for receiving and sending).
     public let queue: UInt16
-    let mbufs: UnsafeMutablePointer<OpaquePointer?>
-    let fields = MbufFields.current
+    @usableFromInline let mbufs: UnsafeMutablePointer<OpaquePointer?>
+    @usableFromInline let fields = MbufFields.current
     let burst = 256
 
     /// Queue `queue` of `port`.
@@ -109,9 +109,49 @@ public final class DPDKQueue {
     @inline(__always)
     public func receive(into batch: PacketBatch, as graphPort: UInt16, at time: Timestamp, limit: Int = .max,
                         dropped: inout Int) -> Int {
-        let room = min(batch.capacity - batch.count, burst, limit)
+        let count = receiveBurst(limit: min(batch.capacity - batch.count, limit))
+        makePackets(count, into: batch, as: graphPort, at: time, dropped: &dropped)
+        return count
+    }
+
+    /// Receives a burst of at most `limit` mbufs into the queue's array
+    /// (where ``frame(_:)``, ``InPlacePath`` and
+    /// ``makePackets(_:into:as:at:dropped:)`` find them); returns how many
+    /// came.
+    @inline(__always)
+    public func receiveBurst(limit: Int) -> Int {
+        let room = min(burst, limit)
         guard room > 0 else { return 0 }
-        let count = Int(sk_rx_burst(port.id, queue, mbufs, UInt16(room)))
+        return Int(sk_rx_burst(port.id, queue, mbufs, UInt16(room)))
+    }
+
+    /// Where the bytes of the last burst's frame `index` start, and how
+    /// many there are (0 for a frame of several segments).
+    @inline(__always)
+    public func frame(_ index: Int) -> (data: UnsafeMutableRawPointer, length: Int) {
+        MbufBurst(mbufs: mbufs, fields: fields).frame(index)
+    }
+
+    /// Writes `length` bytes from `source` as the last burst's frame
+    /// `index`, as a NIC fills a frame (a benchmark stands in for one).
+    @inlinable @inline(__always)
+    public func write(_ index: Int, from source: UnsafeRawPointer, length: Int) {
+        fields.write(mbufs[index].unsafelyUnwrapped, from: source, length: length)
+    }
+
+    /// Sends the first `count` mbufs of the queue's array as they are (a
+    /// burst received and forwarded untouched); returns how many the port took.
+    @inline(__always)
+    public func sendReceived(_ count: Int) -> Int {
+        transmit(mbufs, count: count)
+    }
+
+    /// Appends packets over the first `count` mbufs of the queue's array to
+    /// `batch`, each arriving on the graph's port `graphPort` at `time`;
+    /// one of several segments is freed and counted in `dropped`.
+    @inline(__always)
+    public func makePackets(_ count: Int, into batch: PacketBatch, as graphPort: UInt16, at time: Timestamp,
+                     dropped: inout Int) {
         let fields = self.fields, mbufs = self.mbufs
         for i in 0..<count {
             let mbuf = mbufs[i].unsafelyUnwrapped  // rte_eth_rx_burst filled the first `count`
@@ -122,7 +162,15 @@ public final class DPDKQueue {
             }
             batch.append(fields.packet(over: mbuf, port: graphPort, at: time))
         }
-        return count
+    }
+
+    /// Sends the `count` mbufs at `mbufs` as they are; frees those the port
+    /// would not take (its ring full). Returns how many were sent.
+    @inline(__always)
+    func transmit(_ mbufs: UnsafeMutablePointer<OpaquePointer?>, count: Int) -> Int {
+        let taken = Int(sk_tx_burst(port.id, queue, mbufs, UInt16(count)))
+        if taken < count { sk_pktmbuf_free_bulk(mbufs + taken, UInt32(count - taken)) }
+        return taken
     }
 
     /// Sends `batch`'s packets and empties it; the packets the port would
@@ -136,9 +184,7 @@ public final class DPDKQueue {
             let count = min(batch.count - start, burst)
             let fields = self.fields, mbufs = self.mbufs
             for i in 0..<count { mbufs[i] = fields.mbuf(of: batch[start &+ i]) }
-            let taken = Int(sk_tx_burst(port.id, queue, mbufs, UInt16(count)))
-            if taken < count { sk_pktmbuf_free_bulk(mbufs + taken, UInt32(count - taken)) }
-            sent += taken
+            sent += transmit(mbufs, count: count)
             start += count
         }
         batch.removeAll()

@@ -43,7 +43,7 @@ public final class MbufPool: PacketPool {
 /// instead of calling into C once per field and packet.
 @usableFromInline
 struct MbufFields: Sendable {
-    let bufferAddress: Int, bufferLength: Int, dataOffset: Int, segments: Int, dataLength: Int, packetLength: Int
+    @usableFromInline let bufferAddress: Int, bufferLength: Int, dataOffset: Int, segments: Int, dataLength: Int, packetLength: Int
 
     /// This DPDK's layout.
     static let current: MbufFields = {
@@ -54,6 +54,7 @@ struct MbufFields: Sendable {
 
     /// The number of segments of `mbuf`'s packet.
     @inline(__always)
+    @usableFromInline
     func segments(of mbuf: OpaquePointer) -> UInt16 {
         UnsafeRawPointer(mbuf).load(fromByteOffset: segments, as: UInt16.self)
     }
@@ -71,6 +72,18 @@ struct MbufFields: Sendable {
                       port: port, timestamp: time)
     }
 
+    /// Writes `length` bytes from `source` as `mbuf`'s one segment, at its
+    /// data offset (which leaves room for them).
+    @inlinable @inline(__always)
+    func write(_ mbuf: OpaquePointer, from source: UnsafeRawPointer, length: Int) {
+        let raw = UnsafeMutableRawPointer(mbuf)
+        let data = raw.load(fromByteOffset: bufferAddress, as: UnsafeMutableRawPointer.self)
+            + Int(raw.load(fromByteOffset: dataOffset, as: UInt16.self))
+        data.copyMemory(from: source, byteCount: length)
+        raw.storeBytes(of: UInt16(truncatingIfNeeded: length), toByteOffset: dataLength, as: UInt16.self)
+        raw.storeBytes(of: UInt32(truncatingIfNeeded: length), toByteOffset: packetLength, as: UInt32.self)
+    }
+
     /// The mbuf a packet is a view over, its data and length brought up to
     /// date (a rewrite may have moved the start or changed the length).
     @inline(__always)
@@ -81,5 +94,20 @@ struct MbufFields: Sendable {
         raw.storeBytes(of: UInt16(truncatingIfNeeded: packet.length), toByteOffset: dataLength, as: UInt16.self)
         raw.storeBytes(of: UInt32(truncatingIfNeeded: packet.length), toByteOffset: packetLength, as: UInt32.self)
         return OpaquePointer(raw)
+    }
+}
+
+/// A queue's burst of mbufs as frames the flow cache can serve where they lie.
+struct MbufBurst: FrameBurst {
+    let mbufs: UnsafeMutablePointer<OpaquePointer?>
+    let fields: MbufFields
+
+    @inline(__always)
+    func frame(_ index: Int) -> (data: UnsafeMutableRawPointer, length: Int) {
+        let raw = UnsafeMutableRawPointer(mbufs[index].unsafelyUnwrapped)
+        let data = raw.load(fromByteOffset: fields.bufferAddress, as: UnsafeMutableRawPointer.self)
+            + Int(raw.load(fromByteOffset: fields.dataOffset, as: UInt16.self))
+        let whole = fields.segments(of: OpaquePointer(raw)) == 1
+        return (data, whole ? Int(raw.load(fromByteOffset: fields.dataLength, as: UInt16.self)) : 0)
     }
 }

@@ -274,7 +274,7 @@ struct CommandTests {
         #expect((101...150).allSatisfy { passed[$0] == 1 })
     }
 
-    @Test("run over DPDK (net_pcap in and out) gives each NF's output through the pure-Swift capture I/O, packet for packet",
+    @Test("run over DPDK (net_pcap in and out) gives each NF's output through the pure-Swift capture I/O, the same packets",
           .enabled(if: built && SharedTraces.available, "skipped: the command is not built or ../shared/traces is absent"))
     func dpdkNetPcap() throws {
         let folder = try Self.folder("dpdk")
@@ -309,7 +309,15 @@ struct CommandTests {
             #expect(counters["dpdk.sent"] == expected.count && counters["dpdk.unsent"] == 0, "\(nf): \(counters)")
             #expect(counters["dpdk.port0.received"] == counters["dpdk.received"] && counters["dpdk.port0.sent"] == expected.count
                     && counters["dpdk.port0.missed"] == 0, "\(nf): DPDK's own counts agree: \(counters)")
-            #expect(try packets(dpdk) == expected, "\(nf): the same packets in the same order")
+            // The same packets. Not always in the same order: frames the flow
+            // cache serves where they lie on DPDK leave as soon as nothing is
+            // in flight, a batch's cached packets when their batch does, and
+            // these captures hold truncated segments that the cache refuses
+            // and the graph passes, which cached packets of their flow may
+            // overtake on either path (Documentation/Performance.md).
+            let throughDPDK = try packets(dpdk)
+            #expect(throughDPDK.sorted { $0.lexicographicallyPrecedes($1) } == expected.sorted { $0.lexicographicallyPrecedes($1) },
+                    "\(nf): the same packets")
             #expect(expected.count > 100, "\(nf): \(expected.count) packets out")
         }
         let (bad, _, badError) = try Self.run(["run", "nat", "--input", "dpdk:3", "--output", "dpdk:3", "--external", "203.0.113.7",

@@ -183,12 +183,9 @@ struct FlowCacheTests {
         #expect(runner.counters["flowCache.rejected"] > 0)
     }
 
-    @Test("a FIN keeps its flow's later packets in the same batch behind it")
-    func finInBatch() throws {
-        // One TCP flow: t=0 inserts, t=1 ms reads and installs, t=2..5 ms hit;
-        // then one batch of ACK, FIN, ACK, ACK: the first ACK is served, the
-        // FIN removes the entry and crosses the graph, and the ACKs after it
-        // must follow it there rather than leave first.
+    /// One TCP flow: t=0 inserts, t=1 ms reads and installs, t=2..5 ms hit;
+    /// then, at 6 ms, ACK, FIN, ACK, ACK.
+    static func finFlow() -> (frames: [[UInt8]], times: [Int64]) {
         func segment(_ n: Int, flags: PacketBuilder.TCPFlags) -> [UInt8] {
             PacketBuilder().ipv4(source: IPv4Address(10, 0, 0, 9), destination: IPv4Address(192, 0, 2, 1),
                                  identification: UInt16(n))
@@ -197,7 +194,16 @@ struct FlowCacheTests {
         let frames = (0..<6).map { segment($0, flags: [.ack, .psh]) }
             + [segment(6, flags: [.ack]), segment(7, flags: PacketBuilder.TCPFlags(rawValue: 0x11)),
                segment(8, flags: [.ack]), segment(9, flags: [.ack])]
-        let times: [Int64] = [0, 1, 2, 3, 4, 5, 6, 6, 6, 6].map { $0 * 1_000_000 }
+        return (frames, [0, 1, 2, 3, 4, 5, 6, 6, 6, 6].map { $0 * 1_000_000 })
+    }
+
+    @Test("a FIN keeps its flow's later packets in the same batch behind it")
+    func finInBatch() throws {
+        // One TCP flow: t=0 inserts, t=1 ms reads and installs, t=2..5 ms hit;
+        // then one batch of ACK, FIN, ACK, ACK: the first ACK is served, the
+        // FIN removes the entry and crosses the graph, and the ACKs after it
+        // must follow it there rather than leave first.
+        let (frames, times) = Self.finFlow()
         let runner = try Self.cachedAndPlain(frames, times: times).cached
         #expect(runner.counters["flowCache.hits"] == 5, "four in rounds 2-5, and the ACK before the FIN")
     }

@@ -63,7 +63,10 @@ public struct RunSummary: Sendable {
 /// waits for the store only when every slot waits; after every round of
 /// batches in a replay, and every millisecond live, the expiry sweeps a
 /// bounded number of index slots (`expiryBudget`); the counters go to
-/// swift-metrics (``MetricsPublisher``) now and then and at the end.
+/// swift-metrics (``MetricsPublisher``) now and then and at the end. A
+/// source that can serve established flows where their frames lie
+/// (``InPlaceSource``) does so when the runner has a flow cache and no
+/// batch is in flight; what it did not serve is admitted as a batch.
 public final class Driver {
     /// The runner.
     public let runner: GraphRunner
@@ -104,6 +107,9 @@ public final class Driver {
         var ended = false
         var sinkError: (any Error)? = nil
         var emptyPolls = 0
+        var rounds = 0
+        let inPlace = runner.flowCacheEntries > 0 ? source as? InPlaceSource : nil
+        let servesInPlace = inPlace?.serveInPlace(through: runner, to: sink) ?? false
         while !ended || runner.inFlight > 0 {
             while !ended && runner.canAdmit {
                 let read = try source.read(into: batch, from: pool)
@@ -117,6 +123,11 @@ public final class Driver {
                     break
                 }
                 emptyPolls = 0
+                if batch.isEmpty {
+                    // Every frame of the burst was served where it lay.
+                    if !progress(runner.packetsIn) { ended = true }
+                    break
+                }
                 switch clock {
                 case .wall: now = Timestamp.wallClock()
                 case .replay:
@@ -145,9 +156,11 @@ public final class Driver {
                     }
                 }
             }
-            if runner.batchesIn & 1023 == 0 { metrics.publish() }
+            rounds &+= 1
+            if rounds & 1023 == 0 { metrics.publish() }
         }
         metrics.publish()
+        if servesInPlace, let inPlace { out.merge(inPlace.servedInPlace, uniquingKeysWith: +) }
         var summary = RunSummary(runner, packetsOut: out, expired: expired)
         summary.elapsed = Double(Timestamp.wallClock().nanoseconds - started.nanoseconds) / 1e9
         return summary

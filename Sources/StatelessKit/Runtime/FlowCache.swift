@@ -58,6 +58,13 @@ final class FlowCache {
 
         @inlinable
         init() {}
+
+        /// Whether the entry may serve a packet now (nanoseconds) in a batch
+        /// admitted when every batch numbered below `horizon` had left.
+        @inlinable @inline(__always)
+        func serves(now: Int64, horizon: Int64) -> Bool {
+            lease > now && horizon >= firstBatch
+        }
     }
 
     /// The keys, a bucket's four in one cache line.
@@ -278,25 +285,26 @@ struct FlowCandidate {
     init() {}
 }
 
-extension Packet {
-    /// Applies a cached rewrite: the new addresses and ports, and the IPv4
-    /// header and TCP/UDP checksums updated by the entry's precomputed sums
-    /// (RFC 1624, as the graph's field-by-field rewrites do: one's
-    /// complement addition gives the same checksum in whatever grouping;
-    /// a zero UDP checksum stays zero and none becomes zero), at the headers
-    /// ``PacketParser/parseCacheable`` found. Every field is read and
-    /// written as it lies, in network byte order, as the entry's sums are.
+extension FlowCache.Entry {
+    /// Applies the entry's rewrite to the frame at `data`: the new addresses
+    /// and ports, and the IPv4 header and TCP/UDP checksums updated by the
+    /// entry's precomputed sums (RFC 1624, as the graph's field-by-field
+    /// rewrites do: one's complement addition gives the same checksum in
+    /// whatever grouping; a zero UDP checksum stays zero and none becomes
+    /// zero), at the headers ``PacketParser/parseCacheable`` found. Every
+    /// field is read and written as it lies, in network byte order, as the
+    /// entry's sums are.
     @inlinable @inline(__always)
-    func applyCachedRewrite(_ entry: FlowCache.Entry, at headers: CacheableHeaders) {
+    func rewrite(_ data: UnsafeMutableRawPointer, at headers: CacheableHeaders) {
         let ip = data + Int(headers.l3Offset), transport = data + Int(headers.l4Offset)
         let headerChecksum = ip.loadUnaligned(fromByteOffset: 10, as: UInt16.self)
-        ip.storeBytes(of: InternetChecksum.updated(headerChecksum, addingFolded: entry.ipSum), toByteOffset: 10, as: UInt16.self)
+        ip.storeBytes(of: InternetChecksum.updated(headerChecksum, addingFolded: ipSum), toByteOffset: 10, as: UInt16.self)
         let at = headers.isUDP ? 6 : 16
-        if let new = Self.updatedTransportChecksum(transport.loadUnaligned(fromByteOffset: at, as: UInt16.self), udp: headers.isUDP,
-                                                   { InternetChecksum.updated($0, addingFolded: entry.transportSum) }) {
+        if let new = Packet.updatedTransportChecksum(transport.loadUnaligned(fromByteOffset: at, as: UInt16.self), udp: headers.isUDP,
+                                                     { InternetChecksum.updated($0, addingFolded: transportSum) }) {
             transport.storeBytes(of: new, toByteOffset: at, as: UInt16.self)
         }
-        ip.storeBytes(of: entry.addresses, toByteOffset: 12, as: UInt64.self)
-        transport.storeBytes(of: entry.ports, toByteOffset: 0, as: UInt32.self)
+        ip.storeBytes(of: addresses, toByteOffset: 12, as: UInt64.self)
+        transport.storeBytes(of: ports, toByteOffset: 0, as: UInt32.self)
     }
 }

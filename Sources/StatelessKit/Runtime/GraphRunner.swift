@@ -60,6 +60,9 @@ public final class GraphRunner {
     let cacheRejects: Int
     /// Where an entry is checked before it is installed.
     let probe: UnsafeMutableRawPointer
+    /// What the flow cache made of a burst served in place
+    /// (``serveInPlace(_:count:arrivingOn:linkType:now:outputs:)``).
+    @usableFromInline let burstCandidates: UnsafeMutablePointer<FlowCandidate>
 
     /// A runner for `graph` whose packets come from `pool`, with up to
     /// `inFlight` batches of up to `batchCapacity` packets at once, talking to
@@ -112,6 +115,8 @@ public final class GraphRunner {
         cacheInstalls = counters.index(of: "flowCache.installed")
         cacheRejects = counters.index(of: "flowCache.rejected")
         probe = .allocate(byteCount: BatchSlot.snapshotSize, alignment: 64)
+        burstCandidates = .allocate(capacity: batchCapacity)
+        burstCandidates.initialize(repeating: FlowCandidate(), count: batchCapacity)
         if session == nil && graph.nodes.contains(where: \.isStateful) {
             preconditionFailure("graph \(graph.name) has stateful nodes: give the runner a store session")
         }
@@ -119,6 +124,7 @@ public final class GraphRunner {
 
     deinit {
         probe.deallocate()
+        burstCandidates.deallocate()
     }
 
     /// Whether a new batch can go in now.
@@ -192,25 +198,9 @@ public final class GraphRunner {
         let packets = slot.packets, candidates = slot.candidates, leases = slot.leases
         let lists = slot.lists, counts = slot.counts, capacity = slot.capacity, nodeCount = slot.nodeCount
         let buckets = cache.buckets
-        for i in 0..<count {
+        lookUp(count, buckets: buckets, candidates: candidates) { i in
             let packet = packets + i
-            let candidate = candidates + i
-            let parse = PacketParser.parseCacheable(
-                packet.pointee.data, length: Int(packet.pointee.length), linkType: packet.pointee.linkType,
-                port: packet.pointee.port, headers: &candidate.pointee.headers, key: &candidate.pointee.key)
-            candidate.pointee.parse = parse
-            if parse != .refused {
-                let hash = candidate.pointee.key.hash
-                candidate.pointee.hash = hash
-                buckets.prefetch(hash)
-            }
-        }
-        for i in 0..<count {
-            let candidate = candidates + i
-            guard candidate.pointee.parse == .servable else { continue }
-            let found = buckets.entry(for: candidate.pointee.key, hash: candidate.pointee.hash)
-            candidate.pointee.found = found
-            if let found { buckets.prefetch(found) }
+            return (packet.pointee.data, Int(packet.pointee.length), packet.pointee.linkType, packet.pointee.port)
         }
         // The entries found are read again here, in order: a packet that
         // changes its connection's state clears its flow's entry (nothing is
@@ -220,9 +210,8 @@ public final class GraphRunner {
         for i in 0..<count {
             let candidate = candidates + i
             let parse = candidate.pointee.parse
-            if parse == .servable, let found = candidate.pointee.found,
-               found.pointee.lease > now && horizon >= found.pointee.firstBatch {
-                packets[i].applyCachedRewrite(found.pointee, at: candidate.pointee.headers)
+            if parse == .servable, let found = candidate.pointee.found, found.pointee.serves(now: now, horizon: horizon) {
+                found.pointee.rewrite(packets[i].data, at: candidate.pointee.headers)
                 leases[i] = .min
                 let list = nodeCount &+ Int(found.pointee.output)
                 lists[list &* capacity &+ counts[list]] = UInt16(truncatingIfNeeded: i)
@@ -239,6 +228,33 @@ public final class GraphRunner {
             deliver(UInt16(truncatingIfNeeded: i), entry, slot)
         }
         return hits
+    }
+
+    /// The first two passes of a batch's lookups: each frame's key (from
+    /// `frame`: its bytes, length, link type and arrival port), its bucket's
+    /// key line prefetched; then each servable key's entry, prefetched.
+    @inlinable @inline(__always)
+    func lookUp(_ count: Int, buckets: FlowCache.Buckets, candidates: UnsafeMutablePointer<FlowCandidate>,
+                frame: (Int) -> (UnsafeMutableRawPointer, Int, LinkType, UInt16)) {
+        for i in 0..<count {
+            let candidate = candidates + i
+            let (data, length, linkType, port) = frame(i)
+            let parse = PacketParser.parseCacheable(data, length: length, linkType: linkType, port: port,
+                                                    headers: &candidate.pointee.headers, key: &candidate.pointee.key)
+            candidate.pointee.parse = parse
+            if parse != .refused {
+                let hash = candidate.pointee.key.hash
+                candidate.pointee.hash = hash
+                buckets.prefetch(hash)
+            }
+        }
+        for i in 0..<count {
+            let candidate = candidates + i
+            guard candidate.pointee.parse == .servable else { continue }
+            let found = buckets.entry(for: candidate.pointee.key, hash: candidate.pointee.hash)
+            candidate.pointee.found = found
+            if let found { buckets.prefetch(found) }
+        }
     }
 
     /// Keeps the slot's packet `i` as a flow cache candidate: where its bytes
@@ -293,11 +309,9 @@ public final class GraphRunner {
               headers == candidate.headers else { return nil }
         let count = min(Int(packet.length), BatchSlot.snapshotSize)
         probe.copyMemory(from: slot.snapshots + index * BatchSlot.snapshotSize, byteCount: count)
-        var replay = Packet(buffer: probe, bufferSize: BatchSlot.snapshotSize, handle: 0, headroom: 0)
-        replay.storedLength = Int32(count)
         let entry = FlowCache.makeEntry(candidate.key, addresses: after.addresses, ports: UInt32(truncatingIfNeeded: after.rest >> 32),
                                     output: output, lease: lease, firstBatch: nextSerial)
-        replay.applyCachedRewrite(entry, at: headers)
+        entry.rewrite(probe, at: headers)
         guard UnsafeRawBufferPointer(start: probe, count: count)
             .elementsEqual(UnsafeRawBufferPointer(start: packet.data, count: count)) else { return nil }
         return entry

@@ -19,6 +19,13 @@ public struct LatencyHistogram: Sendable {
         increment(Int(min(value / 1000, Int64(Self.range))), value)
     }
 
+    /// Records `count` packets that each took `nanoseconds` (negative counts as 0).
+    @inlinable @inline(__always)
+    public mutating func record(nanoseconds: Int64, count: Int) {
+        let value = max(nanoseconds, 0)
+        increment(Int(min(value / 1000, Int64(Self.range))), value, by: count)
+    }
+
     /// Records each packet of `batch` as taking from its timestamp to `now`
     /// (one access to the histogram for the whole batch).
     @inlinable
@@ -27,9 +34,9 @@ public struct LatencyHistogram: Sendable {
     }
 
     @usableFromInline
-    mutating func increment(_ bucket: Int, _ value: Int64) {
-        counts[bucket] += 1
-        count += 1
+    mutating func increment(_ bucket: Int, _ value: Int64, by number: Int = 1) {
+        counts[bucket] += number
+        count += number
         if value > maximum { maximum = value }
     }
 

@@ -14,6 +14,23 @@ extension PacketSource {
     public var isExhausted: Bool { true }
 }
 
+/// A source whose frames lie in buffers that its sink sends as they are (a
+/// DPDK port's mbufs), so that the runner's flow cache can serve an
+/// established flow's frames where they lie, before any packet is made of
+/// them (``GraphRunner/serveInPlace(_:count:arrivingOn:linkType:now:outputs:)``),
+/// and the source sends them on itself.
+public protocol InPlaceSource: PacketSource {
+    /// Offers each burst it reads to `runner`'s flow cache from now on,
+    /// sending what the cache serves by `sink`'s outputs; returns whether it
+    /// will (it declines a sink of another kind, and frames that need more
+    /// than the cached rewrite, such as Ethernet addresses from a neighbour
+    /// table). A read then counts the frames it served too, which do not
+    /// come into the batch.
+    func serveInPlace(through runner: GraphRunner, to sink: any PacketSink) -> Bool
+    /// Frames served where they lay, by the graph port they left by.
+    var servedInPlace: [UInt16: Int] { get }
+}
+
 /// Where a runtime's packets go, by the port they leave by.
 public protocol PacketSink: AnyObject {
     /// Takes the packets of `batch` leaving by `port`. The runtime releases
