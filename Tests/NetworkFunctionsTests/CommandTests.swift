@@ -274,7 +274,15 @@ struct CommandTests {
         #expect((101...150).allSatisfy { passed[$0] == 1 })
     }
 
-    @Test("run over DPDK (net_pcap in and out) gives each NF's output through the pure-Swift capture I/O, the same packets",
+    /// Frames by flow (an IPv4 frame's protocol, addresses and ports; every
+    /// other frame in one group), each group in its order.
+    static func byFlow(_ frames: [[UInt8]]) -> [[UInt8]: [[UInt8]]] {
+        Dictionary(grouping: frames) { frame in
+            frame.count >= 38 && frame[12] == 0x08 && frame[13] == 0x00 ? [frame[23]] + Array(frame[26..<38]) : []
+        }
+    }
+
+    @Test("run over DPDK (net_pcap in and out) gives each NF's output through the pure-Swift capture I/O, each flow in its order",
           .enabled(if: built && SharedTraces.available, "skipped: the command is not built or ../shared/traces is absent"))
     func dpdkNetPcap() throws {
         let folder = try Self.folder("dpdk")
@@ -309,15 +317,14 @@ struct CommandTests {
             #expect(counters["dpdk.sent"] == expected.count && counters["dpdk.unsent"] == 0, "\(nf): \(counters)")
             #expect(counters["dpdk.port0.received"] == counters["dpdk.received"] && counters["dpdk.port0.sent"] == expected.count
                     && counters["dpdk.port0.missed"] == 0, "\(nf): DPDK's own counts agree: \(counters)")
-            // The same packets. Not always in the same order: frames the flow
-            // cache serves where they lie on DPDK leave as soon as nothing is
-            // in flight, a batch's cached packets when their batch does, and
-            // these captures hold truncated segments that the cache refuses
-            // and the graph passes, which cached packets of their flow may
-            // overtake on either path (Documentation/Performance.md).
+            // The same packets, each flow's in the same order. Across flows
+            // the order may differ: frames the flow cache serves where they
+            // lie on DPDK leave as soon as nothing is in flight, a batch's
+            // cached packets when their batch does.
             let throughDPDK = try packets(dpdk)
             #expect(throughDPDK.sorted { $0.lexicographicallyPrecedes($1) } == expected.sorted { $0.lexicographicallyPrecedes($1) },
                     "\(nf): the same packets")
+            #expect(Self.byFlow(throughDPDK) == Self.byFlow(expected), "\(nf): each flow's packets in their order")
             #expect(expected.count > 100, "\(nf): \(expected.count) packets out")
         }
         let (bad, _, badError) = try Self.run(["run", "nat", "--input", "dpdk:3", "--output", "dpdk:3", "--external", "203.0.113.7",

@@ -208,6 +208,46 @@ struct FlowCacheTests {
         #expect(runner.counters["flowCache.hits"] == 5, "four in rounds 2-5, and the ACK before the FIN")
     }
 
+    @Test("a batch the cache serves whole waits for an older batch still waiting for the store")
+    func batchesLeaveInOrder() throws {
+        // Flow A is cached; then one batch holds a new flow B (an insert: it
+        // waits for the store) and A's next packet, and the batch after it
+        // A's packet after that, served whole and finished at once. A's
+        // packets must leave in their order all the same.
+        let (runner, pool) = try Self.runner(cache: 64)
+        let frames = Self.frames(flows: 2, rounds: 4)  // flows 0 (UDP) and 1 (TCP)
+        let a = frames.indices.filter { $0 % 2 == 0 }.map { frames[$0] }
+        _ = Self.run(runner, pool, Array(a.prefix(2)), times: [0, 1_000_000])
+        func batch(_ frames: [[UInt8]]) -> PacketBatch {
+            let batch = PacketBatch(capacity: 8)
+            for frame in frames {
+                var packet = pool.allocate()!
+                _ = frame.withUnsafeBytes { packet.setBytes($0) }
+                batch.append(packet)
+            }
+            return batch
+        }
+        let now = Timestamp(nanoseconds: 2_000_000)
+        runner.admit(batch([frames[1], a[2]]), now: now)
+        runner.admit(batch([a[3]]), now: now)
+        var out: [[UInt8]] = []
+        // Drained while the first batch still waits for the store, then until all have left.
+        repeat {
+            runner.drain { _, packets in
+                for i in 0..<packets.count { out.append(Array(packets[i].bytes)) }
+                pool.release(packets)
+            }
+            runner.advance(wait: true)
+        } while runner.inFlight > 0
+        let ids = out.map { UInt16($0[18]) << 8 | UInt16($0[19]) }  // IP identification: round * 31 + flow
+        let expected: [UInt16] = [62, 93]  // A's: rounds 2 and 3
+        let ofA = ids.filter { $0 != 1 }
+        #expect(ids.count == 3 && ids.contains(1))
+        #expect(ofA == expected, "A's packets in their order")
+        #expect(runner.counters["flowCache.hits"] == 2)
+        #expect(pool.available == 256)
+    }
+
     @Test("a cache smaller than the flows replaces entries and stays right")
     func smallCache() throws {
         let frames = Self.frames(flows: 40, rounds: 6)

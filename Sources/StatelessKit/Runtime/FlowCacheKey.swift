@@ -38,7 +38,9 @@ enum FlowCacheParse {
     /// Not a packet the cache knows (not IPv4 TCP or UDP, a fragment, a
     /// VLAN tag, malformed).
     case refused
-    /// A TCP packet that opens or closes a connection.
+    /// A TCP packet that opens or closes a connection, or a packet of a flow
+    /// the cache may hold that it cannot serve (truncated, a first fragment):
+    /// it crosses the graph, and its flow's entry goes.
     case changesState
     /// A packet the cache may serve.
     case servable
@@ -67,10 +69,12 @@ extension PacketParser {
     /// far as ``parse(_:length:linkType:)`` would accept it. Fills `headers`
     /// and `key` from the headers; the packet's layout is left alone (the
     /// graph parses the packets the cache does not serve). A TCP packet with
-    /// SYN, FIN or RST gets its key but is ``FlowCacheParse/changesState``:
-    /// it crosses the graph, and its flow's entry goes, so that no later
-    /// packet overtakes it. Any other packet is ``FlowCacheParse/refused``
-    /// (with `headers` and `key` unspecified) and takes the graph as usual.
+    /// SYN, FIN or RST, and a TCP or UDP packet the cache cannot serve whose
+    /// ports it can read (truncated, or a first fragment), gets its key but
+    /// is ``FlowCacheParse/changesState``: it crosses the graph, and its
+    /// flow's entry goes, so that no later packet overtakes it. Any other
+    /// packet is ``FlowCacheParse/refused`` (with `headers` and `key`
+    /// unspecified) and takes the graph as usual.
     @inlinable @inline(__always)
     static func parseCacheable(_ data: UnsafeMutableRawPointer, length: Int, linkType: LinkType, port: UInt16,
                                headers: inout CacheableHeaders, key: inout FlowCacheKey) -> FlowCacheParse {
@@ -92,10 +96,17 @@ extension PacketParser {
         }
         let totalLength = Int(data.loadBigEndian(l3 &+ 2, as: UInt16.self))
         let flags = data.loadBigEndian(l3 &+ 6, as: UInt16.self)
-        guard headerLength >= 20, totalLength >= headerLength, length >= l3 &+ totalLength,
-              flags & 0x3FFF == 0 else { return .refused }
         let ipProtocol = data.loadByte(l3 &+ 9)
         let l4 = l3 &+ headerLength
+        guard headerLength >= 20, ipProtocol == IPProtocol.udp || ipProtocol == IPProtocol.tcp else { return .refused }
+        guard totalLength >= headerLength, length >= l3 &+ totalLength, flags & 0x3FFF == 0 else {
+            // Truncated, or a first fragment: a packet of its flow that the
+            // cache cannot serve. Where its ports can be read, its flow's
+            // entry goes, so that later packets do not overtake it.
+            guard flags & 0x1FFF == 0, length >= l4 &+ 4 else { return .refused }
+            key = Self.cacheKey(data, l3: l3, l4: l4, ipProtocol: ipProtocol, linkType: linkType, port: port)
+            return .changesState
+        }
         let available = totalLength &- headerLength
         let isUDP: Bool
         if ipProtocol == IPProtocol.udp {
@@ -114,9 +125,17 @@ extension PacketParser {
         headers.l3Offset = UInt16(truncatingIfNeeded: l3)
         headers.l4Offset = UInt16(truncatingIfNeeded: l4)
         headers.isUDP = isUDP
-        key = FlowCacheKey(addresses: data.loadUnaligned(fromByteOffset: l3 &+ 12, as: UInt64.self),
-                           rest: UInt64(data.loadUnaligned(fromByteOffset: l4, as: UInt32.self)) << 32
-                               | UInt64(ipProtocol) << 16 | UInt64(linkType.rawValue) << 24 | UInt64(port))
+        key = Self.cacheKey(data, l3: l3, l4: l4, ipProtocol: ipProtocol, linkType: linkType, port: port)
         return !isUDP && data.loadByte(l4 &+ 13) & 0x07 != 0 ? .changesState : .servable
+    }
+
+    /// The flow cache's key of the IPv4 TCP or UDP packet at `data`, whose
+    /// headers start at `l3` and `l4`.
+    @inlinable @inline(__always)
+    static func cacheKey(_ data: UnsafeMutableRawPointer, l3: Int, l4: Int, ipProtocol: UInt8, linkType: LinkType,
+                         port: UInt16) -> FlowCacheKey {
+        FlowCacheKey(addresses: data.loadUnaligned(fromByteOffset: l3 &+ 12, as: UInt64.self),
+                     rest: UInt64(data.loadUnaligned(fromByteOffset: l4, as: UInt32.self)) << 32
+                         | UInt64(ipProtocol) << 16 | UInt64(linkType.rawValue) << 24 | UInt64(port))
     }
 }

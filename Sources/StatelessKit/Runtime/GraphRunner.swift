@@ -335,11 +335,20 @@ public final class GraphRunner {
     }
 
     /// Hands each finished batch's packets to `emit`, port by port (the
-    /// packets are then the caller's), and frees its slot.
+    /// packets are then the caller's), and frees its slot. Batches leave in
+    /// the order they were admitted: one that finished early (its packets
+    /// all served by the flow cache, or needing no store) waits for every
+    /// older batch, so that a flow's packets never overtake its packets in
+    /// an older batch still waiting for the store.
     @inlinable
     public func drain(_ emit: (UInt16, PacketBatch) -> Void) {
+        guard !finished.isEmpty else { return }
+        if finished.count > 1 { finished.sort { slots[$0].serial < slots[$1].serial } }
+        let oldest = oldestRunning()
+        var drained = 0
         for id in finished {
             let slot = slots[id]
+            guard slot.serial < oldest else { break }
             for (index, output) in slot.outputs.enumerated() {
                 let number = slot.nodeCount + index
                 let count = slot.counts[number]
@@ -356,8 +365,13 @@ public final class GraphRunner {
                 precondition(output.isEmpty, "emit must take every packet of the batch")
             }
             freeSlots.append(id)
+            drained += 1
         }
-        finished.removeAll(keepingCapacity: true)
+        if drained == finished.count {
+            finished.removeAll(keepingCapacity: true)
+        } else {
+            finished.removeFirst(drained)
+        }
     }
 
     /// Whether the index list holds 0, 1, ... `count - 1` in order.
