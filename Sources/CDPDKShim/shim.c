@@ -168,19 +168,12 @@ struct rte_mbuf *sk_pktmbuf_alloc(struct rte_mempool *pool) { return rte_pktmbuf
 
 void sk_pktmbuf_free(struct rte_mbuf *mbuf) { rte_pktmbuf_free(mbuf); }
 
-struct sk_mbuf_fields sk_mbuf_field_offsets(void) {
-    _Static_assert(sizeof(((struct rte_mbuf *)0)->data_off) == 2 && sizeof(((struct rte_mbuf *)0)->buf_len) == 2
-                   && sizeof(((struct rte_mbuf *)0)->nb_segs) == 2 && sizeof(((struct rte_mbuf *)0)->data_len) == 2
-                   && sizeof(((struct rte_mbuf *)0)->pkt_len) == 4, "the mbuf field sizes the Swift side assumes");
-    struct sk_mbuf_fields fields = {
-        .buf_addr = offsetof(struct rte_mbuf, buf_addr),
-        .buf_len = offsetof(struct rte_mbuf, buf_len),
-        .data_off = offsetof(struct rte_mbuf, data_off),
-        .nb_segs = offsetof(struct rte_mbuf, nb_segs),
-        .data_len = offsetof(struct rte_mbuf, data_len),
-        .pkt_len = offsetof(struct rte_mbuf, pkt_len),
-    };
-    return fields;
-}
+_Static_assert(offsetof(struct rte_mbuf, buf_addr) == SK_MBUF_BUF_ADDR && offsetof(struct rte_mbuf, data_off) == SK_MBUF_DATA_OFF
+               && offsetof(struct rte_mbuf, nb_segs) == SK_MBUF_NB_SEGS && offsetof(struct rte_mbuf, pkt_len) == SK_MBUF_PKT_LEN
+               && offsetof(struct rte_mbuf, data_len) == SK_MBUF_DATA_LEN && offsetof(struct rte_mbuf, buf_len) == SK_MBUF_BUF_LEN,
+               "this DPDK's rte_mbuf layout differs from the SK_MBUF_ offsets in CDPDKShim.h: update them");
+_Static_assert(sizeof(((struct rte_mbuf *)0)->data_off) == 2 && sizeof(((struct rte_mbuf *)0)->buf_len) == 2
+               && sizeof(((struct rte_mbuf *)0)->nb_segs) == 2 && sizeof(((struct rte_mbuf *)0)->data_len) == 2
+               && sizeof(((struct rte_mbuf *)0)->pkt_len) == 4, "the mbuf field sizes the Swift side assumes");
 
 #pragma clang attribute pop

@@ -88,7 +88,7 @@ public final class DPDKQueue {
     /// The queue number (the same for receiving and sending).
     public let queue: UInt16
     @usableFromInline let mbufs: UnsafeMutablePointer<OpaquePointer?>
-    @usableFromInline let fields = MbufFields.current
+    @usableFromInline let fields = MbufFields()
     let burst = 256
 
     /// Queue `queue` of `port`.

@@ -30,7 +30,7 @@ public final class MbufPool: PacketPool {
 
     public func allocate() -> Packet? {
         guard let mbuf = sk_pktmbuf_alloc(pool) else { return nil }
-        return MbufFields.current.packet(over: mbuf)
+        return MbufFields().packet(over: mbuf)
     }
 
     public func release(_ packet: Packet) {
@@ -38,19 +38,21 @@ public final class MbufPool: PacketPool {
     }
 }
 
-/// Where an `rte_mbuf` keeps the fields a packet view needs (from the shim's
-/// offsetof), so that receiving and sending read and write them directly
+/// Where an `rte_mbuf` keeps the fields a packet view needs (the shim's
+/// constants, checked against offsetof when the shim is compiled), so that
+/// receiving and sending read and write them directly, at fixed offsets,
 /// instead of calling into C once per field and packet.
 @usableFromInline
 struct MbufFields: Sendable {
-    @usableFromInline let bufferAddress: Int, bufferLength: Int, dataOffset: Int, segments: Int, dataLength: Int, packetLength: Int
+    @usableFromInline var bufferAddress: Int { @inline(__always) get { Int(SK_MBUF_BUF_ADDR) } }
+    @usableFromInline var bufferLength: Int { @inline(__always) get { Int(SK_MBUF_BUF_LEN) } }
+    @usableFromInline var dataOffset: Int { @inline(__always) get { Int(SK_MBUF_DATA_OFF) } }
+    @usableFromInline var segments: Int { @inline(__always) get { Int(SK_MBUF_NB_SEGS) } }
+    @usableFromInline var dataLength: Int { @inline(__always) get { Int(SK_MBUF_DATA_LEN) } }
+    @usableFromInline var packetLength: Int { @inline(__always) get { Int(SK_MBUF_PKT_LEN) } }
 
-    /// This DPDK's layout.
-    static let current: MbufFields = {
-        let raw = sk_mbuf_field_offsets()
-        return MbufFields(bufferAddress: Int(raw.buf_addr), bufferLength: Int(raw.buf_len), dataOffset: Int(raw.data_off),
-                          segments: Int(raw.nb_segs), dataLength: Int(raw.data_len), packetLength: Int(raw.pkt_len))
-    }()
+    @usableFromInline
+    init() {}
 
     /// The number of segments of `mbuf`'s packet.
     @inline(__always)

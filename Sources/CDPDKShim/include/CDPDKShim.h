@@ -91,18 +91,19 @@ void sk_thread_unregister(void);
 struct rte_mbuf *sk_pktmbuf_alloc(struct rte_mempool *pool);
 /// rte_pktmbuf_free.
 void sk_pktmbuf_free(struct rte_mbuf *mbuf);
-/// Where struct rte_mbuf keeps the fields a packet view reads and writes
-/// (their offsetof in this DPDK's layout), so that Swift reaches them with a
-/// load or a store instead of a call per packet. Field types: buf_addr
-/// void *, pkt_len uint32_t, the others uint16_t.
-struct sk_mbuf_fields {
-    uint16_t buf_addr;
-    uint16_t buf_len;
-    uint16_t data_off;
-    uint16_t nb_segs;
-    uint16_t data_len;
-    uint16_t pkt_len;
+/// Where struct rte_mbuf keeps the fields a packet view reads and writes,
+/// as constants (Swift cannot import struct rte_mbuf), so that Swift reaches
+/// them with one load or store at a fixed offset. shim.c checks each
+/// against offsetof when it is compiled: a DPDK whose layout differs fails
+/// the build there. Field types: buf_addr void *, pkt_len uint32_t, the
+/// others uint16_t.
+enum {
+    SK_MBUF_BUF_ADDR = 0,
+    SK_MBUF_DATA_OFF = 16,
+    SK_MBUF_NB_SEGS = 20,
+    SK_MBUF_PKT_LEN = 36,
+    SK_MBUF_DATA_LEN = 40,
+    SK_MBUF_BUF_LEN = 54,
 };
-struct sk_mbuf_fields sk_mbuf_field_offsets(void);
 
 #endif

@@ -278,6 +278,8 @@ struct FlowCandidate {
     @usableFromInline var hash: UInt64 = 0
     /// Its flow's entry, if the cache has one.
     @usableFromInline var found: UnsafeMutablePointer<FlowCache.Entry>? = nil
+    /// Where its bytes start (set by the lookups).
+    @usableFromInline var data: UnsafeMutableRawPointer? = nil
     @usableFromInline var dataOffset: Int32 = 0
     @usableFromInline var length: Int32 = 0
 
@@ -299,12 +301,23 @@ extension FlowCache.Entry {
         let ip = data + Int(headers.l3Offset), transport = data + Int(headers.l4Offset)
         let headerChecksum = ip.loadUnaligned(fromByteOffset: 10, as: UInt16.self)
         ip.storeBytes(of: InternetChecksum.updated(headerChecksum, addingFolded: ipSum), toByteOffset: 10, as: UInt16.self)
-        let at = headers.isUDP ? 6 : 16
-        if let new = Packet.updatedTransportChecksum(transport.loadUnaligned(fromByteOffset: at, as: UInt16.self), udp: headers.isUDP,
-                                                     { InternetChecksum.updated($0, addingFolded: transportSum) }) {
-            transport.storeBytes(of: new, toByteOffset: at, as: UInt16.self)
+        // A branch per transport, so that each has its checksum's offset and rule as constants.
+        if headers.isUDP {
+            updateTransportChecksum(transport, at: 6, udp: true)
+        } else {
+            updateTransportChecksum(transport, at: 16, udp: false)
         }
         ip.storeBytes(of: addresses, toByteOffset: 12, as: UInt64.self)
         transport.storeBytes(of: ports, toByteOffset: 0, as: UInt32.self)
+    }
+
+    /// Updates the TCP or UDP checksum at `offset` in the header at
+    /// `transport` by the entry's sum, by the rule for `udp`.
+    @inlinable @inline(__always)
+    func updateTransportChecksum(_ transport: UnsafeMutableRawPointer, at offset: Int, udp: Bool) {
+        if let new = Packet.updatedTransportChecksum(transport.loadUnaligned(fromByteOffset: offset, as: UInt16.self), udp: udp,
+                                                     { InternetChecksum.updated($0, addingFolded: transportSum) }) {
+            transport.storeBytes(of: new, toByteOffset: offset, as: UInt16.self)
+        }
     }
 }

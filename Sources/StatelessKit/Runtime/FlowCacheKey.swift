@@ -87,18 +87,27 @@ extension PacketParser {
             l3 = 0
         }
         let first = data.loadByte(l3)
-        let headerLength: Int
         if first == 0x45 {
-            headerLength = 20  // version 4, no options: nearly every packet
-        } else {
-            guard first >> 4 == 4 else { return .refused }
-            headerLength = Int(first & 0x0F) &* 4
+            // Version 4, no options: nearly every packet, and a header length the compiler knows.
+            return parseCacheableIPv4(data, length: length, l3: l3, headerLength: 20, linkType: linkType, port: port,
+                                      headers: &headers, key: &key)
         }
+        guard first >> 4 == 4, first & 0x0F >= 5 else { return .refused }
+        return parseCacheableIPv4(data, length: length, l3: l3, headerLength: Int(first & 0x0F) &* 4, linkType: linkType,
+                                  port: port, headers: &headers, key: &key)
+    }
+
+    /// ``parseCacheable(_:length:linkType:port:headers:key:)`` from the IPv4
+    /// header at `l3`, `headerLength` bytes long (at least 20).
+    @inlinable @inline(__always)
+    static func parseCacheableIPv4(_ data: UnsafeMutableRawPointer, length: Int, l3: Int, headerLength: Int,
+                                   linkType: LinkType, port: UInt16, headers: inout CacheableHeaders,
+                                   key: inout FlowCacheKey) -> FlowCacheParse {
         let totalLength = Int(data.loadBigEndian(l3 &+ 2, as: UInt16.self))
         let flags = data.loadBigEndian(l3 &+ 6, as: UInt16.self)
         let ipProtocol = data.loadByte(l3 &+ 9)
         let l4 = l3 &+ headerLength
-        guard headerLength >= 20, ipProtocol == IPProtocol.udp || ipProtocol == IPProtocol.tcp else { return .refused }
+        guard ipProtocol == IPProtocol.udp || ipProtocol == IPProtocol.tcp else { return .refused }
         guard totalLength >= headerLength, length >= l3 &+ totalLength, flags & 0x3FFF == 0 else {
             // Truncated, or a first fragment: a packet of its flow that the
             // cache cannot serve. Where its ports can be read, its flow's

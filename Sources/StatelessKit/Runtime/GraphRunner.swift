@@ -239,6 +239,7 @@ public final class GraphRunner {
         for i in 0..<count {
             let candidate = candidates + i
             let (data, length, linkType, port) = frame(i)
+            candidate.pointee.data = data
             let parse = PacketParser.parseCacheable(data, length: length, linkType: linkType, port: port,
                                                     headers: &candidate.pointee.headers, key: &candidate.pointee.key)
             candidate.pointee.parse = parse

@@ -35,7 +35,7 @@ extension GraphRunner {
             outputs.update(repeating: -1, count: count)
             return 0
         }
-        let horizon = oldestRunning(), now = now.nanoseconds
+        let now = now.nanoseconds
         let candidates = burstCandidates, buckets = cache.buckets
         lookUp(count, buckets: buckets, candidates: candidates) { i in
             let frame = burst.frame(i)
@@ -45,8 +45,10 @@ extension GraphRunner {
         for i in 0..<count {
             let candidate = candidates + i
             let parse = candidate.pointee.parse
-            if parse == .servable, let found = candidate.pointee.found, found.pointee.serves(now: now, horizon: horizon) {
-                found.pointee.rewrite(burst.frame(i).data, at: candidate.pointee.headers)
+            // Nothing is in flight, so every entry was installed before
+            // the next batch's number: only its lease matters.
+            if parse == .servable, let found = candidate.pointee.found, found.pointee.lease > now {
+                found.pointee.rewrite(candidate.pointee.data.unsafelyUnwrapped, at: candidate.pointee.headers)
                 outputs[i] = Int16(truncatingIfNeeded: found.pointee.output)
                 hits &+= 1
             } else {
