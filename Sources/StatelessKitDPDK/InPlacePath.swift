@@ -26,8 +26,14 @@ public final class InPlacePath {
     public var unsent: [UInt16: Int] { tally(unsentCounts) }
     @exclusivity(unchecked) var sentCounts: [Int]
     @exclusivity(unchecked) var unsentCounts: [Int]
-    /// How long each frame served took from its burst's receipt to its send.
+    /// How long the frames served took from their burst's receipt to its
+    /// send, sampled: the frames of one burst in ``latencySampling`` (a
+    /// clock read costs as much as serving a few frames), so that its
+    /// percentiles stand for all of them.
     @exclusivity(unchecked) public private(set) var latency = LatencyHistogram()
+    /// One burst in this many has its frames' latency recorded.
+    public static let latencySampling = 16
+    @exclusivity(unchecked) var bursts = 0
 
     /// A path serving bursts from `runner`'s flow cache, each frame leaving
     /// by the queue given for its graph port in `outputs`.
@@ -65,7 +71,7 @@ public final class InPlacePath {
             let taken = out.transmit(mbufs, count: count)
             sentCounts[output] &+= taken
             unsentCounts[output] &+= count &- taken
-            latency.record(nanoseconds: Timestamp.wallClock().nanoseconds &- time.nanoseconds, count: served)
+            recordLatency(count: served, since: time)
             return 0
         }
         var left = 0
@@ -92,8 +98,17 @@ public final class InPlacePath {
             sentCounts[output] &+= taken
             unsentCounts[output] &+= number &- taken
         }
-        latency.record(nanoseconds: Timestamp.wallClock().nanoseconds &- time.nanoseconds, count: served)
+        recordLatency(count: served, since: time)
         return left
+    }
+
+    /// Records the latency of a burst's `count` frames served, received at
+    /// `time`, for one burst in ``latencySampling`` (the first among them).
+    @inline(__always)
+    func recordLatency(count: Int, since time: Timestamp) {
+        bursts &+= 1
+        guard bursts & (Self.latencySampling - 1) == 1 else { return }
+        latency.record(nanoseconds: Timestamp.wallClock().nanoseconds &- time.nanoseconds, count: count)
     }
 
     /// The port index all `count` outputs share, if they share one.

@@ -443,10 +443,14 @@ struct BenchNAT: ParsableCommand {
         func receiveFrames(_ queue: DPDKQueue) -> Int {
             let count = queue.receiveBurst(limit: batch)
             if newFlowRatio == 0 && wholeLine {
+                // In locals, so that the loop keeps them in registers.
+                let base = templates.baseAddress!, last = flows - 1
+                var next = cursor
                 for i in 0..<count {
-                    queue.write(i, from: templates.baseAddress! + cursor &* 64, length: 64)
-                    cursor = cursor + 1 == flows ? 0 : cursor + 1
+                    queue.write(i, from: base + next &* 64, length: 64)
+                    next = next == last ? 0 : next &+ 1
                 }
+                cursor = next
             } else if newFlowRatio == 0 {
                 for i in 0..<count {
                     queue.write(i, from: templates.baseAddress! + cursor &* frameSize, length: frameSize)

@@ -107,7 +107,8 @@ extension PacketParser {
         let flags = data.loadBigEndian(l3 &+ 6, as: UInt16.self)
         let ipProtocol = data.loadByte(l3 &+ 9)
         let l4 = l3 &+ headerLength
-        guard ipProtocol == IPProtocol.udp || ipProtocol == IPProtocol.tcp else { return .refused }
+        let isUDP = ipProtocol == IPProtocol.udp
+        guard isUDP || ipProtocol == IPProtocol.tcp else { return .refused }
         guard totalLength >= headerLength, length >= l3 &+ totalLength, flags & 0x3FFF == 0 else {
             // Truncated, or a first fragment: a packet of its flow that the
             // cache cannot serve. Where its ports can be read, its flow's
@@ -117,19 +118,15 @@ extension PacketParser {
             return .changesState
         }
         let available = totalLength &- headerLength
-        let isUDP: Bool
-        if ipProtocol == IPProtocol.udp {
-            guard available >= 8 else { return .refused }
-            let udpLength = Int(data.loadBigEndian(l4 &+ 4, as: UInt16.self))
-            guard udpLength >= 8, udpLength <= available else { return .refused }
-            isUDP = true
-        } else if ipProtocol == IPProtocol.tcp {
+        if isUDP {
+            // Its length: at least its header, at most what the datagram holds.
+            guard available >= 8,
+                  UInt(truncatingIfNeeded: Int(data.loadBigEndian(l4 &+ 4, as: UInt16.self)) &- 8)
+                    <= UInt(truncatingIfNeeded: available &- 8) else { return .refused }
+        } else {
             guard available >= 20 else { return .refused }
             let tcpHeaderLength = Int(data.loadByte(l4 &+ 12) >> 4) &* 4
             guard tcpHeaderLength >= 20, tcpHeaderLength <= available else { return .refused }
-            isUDP = false
-        } else {
-            return .refused
         }
         headers.l3Offset = UInt16(truncatingIfNeeded: l3)
         headers.l4Offset = UInt16(truncatingIfNeeded: l4)
