@@ -94,7 +94,8 @@ public final class DPDKSource: InPlaceSource, @unchecked Sendable {
     }
 
     public func read(into batch: PacketBatch, from pool: any PacketPool) throws -> Int {
-        polls.wrappingIncrement(ordering: .relaxed)
+        // One thread writes these counters: a load and a store, not a locked add.
+        polls.store(polls.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         guard !isExhausted else { return 0 }
         let now = Timestamp.wallClock()
         var served = 0
@@ -122,7 +123,9 @@ public final class DPDKSource: InPlaceSource, @unchecked Sendable {
             served += count - left
             input.queue.makePackets(left, into: batch, as: input.graphPort, at: now, dropped: &droppedNow)
             counts[index] += count
-            if count > droppedNow { receivedCount.wrappingIncrement(by: count - droppedNow, ordering: .relaxed) }
+            if count > droppedNow {
+                receivedCount.store(receivedCount.load(ordering: .relaxed) &+ count &- droppedNow, ordering: .relaxed)
+            }
             dropped += droppedNow
             if let link { link.receive(batch, from: before, on: input.queue, now: now) }
             if batch.count > before || batch.isFull || served > 0 { return batch.count - before + served }
