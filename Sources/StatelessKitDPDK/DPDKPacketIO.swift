@@ -28,6 +28,8 @@ public final class DPDKSource: InPlaceSource, @unchecked Sendable {
         /// or `nil` when it is live.
         public var expected: Int?
 
+        /// `queue`'s packets arriving on `graphPort`, `expected` of them in
+        /// all (`nil`: live).
         public init(queue: DPDKQueue, graphPort: UInt16, expected: Int? = nil) {
             self.queue = queue
             self.graphPort = graphPort
@@ -143,10 +145,11 @@ public final class DPDKSink: PacketSink {
     /// The source's path for frames served where they lie, whose sends
     /// count here too.
     var inPlace: InPlacePath?
-    /// Packets sent, and packets the ports would not take (their rings
-    /// full) or that left by a graph port with no queue, by graph port
-    /// (frames served in place included).
+    /// Packets sent, by graph port (frames served in place included).
     public var sent: [UInt16: Int] { sentPackets.merging(inPlace?.sent ?? [:], uniquingKeysWith: +) }
+    /// Packets the ports would not take (their rings full) or that left by
+    /// a graph port with no queue, by graph port (frames served in place
+    /// included).
     public var unsent: [UInt16: Int] { unsentPackets.merging(inPlace?.unsent ?? [:], uniquingKeysWith: +) }
     var sentPackets: [UInt16: Int] = [:]
     var unsentPackets: [UInt16: Int] = [:]

@@ -20,9 +20,10 @@ public final class InPlacePath {
     let staging: UnsafeMutablePointer<OpaquePointer?>
     let staged: UnsafeMutablePointer<Int>
     let capacity: Int
-    /// Frames served and sent, and served but not sent (their port's ring
-    /// full, or a graph port with no queue), by graph port.
+    /// Frames served and sent, by graph port.
     public var sent: [UInt16: Int] { tally(sentCounts) }
+    /// Frames served but not sent (their port's ring full, or a graph port
+    /// with no queue), by graph port.
     public var unsent: [UInt16: Int] { tally(unsentCounts) }
     @exclusivity(unchecked) var sentCounts: [Int]
     @exclusivity(unchecked) var unsentCounts: [Int]
@@ -31,7 +32,7 @@ public final class InPlacePath {
     /// clock read costs as much as serving a few frames), so that its
     /// percentiles stand for all of them.
     @exclusivity(unchecked) public private(set) var latency = LatencyHistogram()
-    /// One burst in this many has its frames' latency recorded.
+    /// One burst in this many (a power of two) has its frames' latency recorded.
     public static let latencySampling = 16
     @exclusivity(unchecked) var bursts = 0
 
