@@ -115,7 +115,7 @@ public final class DPDKQueue {
     }
 
     /// Receives a burst of at most `limit` mbufs into the queue's array
-    /// (where ``frame(_:)``, ``InPlacePath`` and
+    /// (where ``write(_:from:length:)``, ``InPlacePath`` and
     /// ``makePackets(_:into:as:at:dropped:)`` find them); returns how many
     /// came.
     @inline(__always)
@@ -123,13 +123,6 @@ public final class DPDKQueue {
         let room = min(burst, limit)
         guard room > 0 else { return 0 }
         return Int(sk_rx_burst(port.id, queue, mbufs, UInt16(room)))
-    }
-
-    /// Where the bytes of the last burst's frame `index` start, and how
-    /// many there are (0 for a frame of several segments).
-    @inline(__always)
-    public func frame(_ index: Int) -> (data: UnsafeMutableRawPointer, length: Int) {
-        MbufBurst(mbufs: mbufs, fields: fields).frame(index)
     }
 
     /// Writes `length` bytes from `source` as the last burst's frame

@@ -85,13 +85,7 @@ struct FlowCacheTests {
         var next = 0
         while next < frames.count || runner.inFlight > 0 {
             if runner.canAdmit && next < frames.count {
-                let now = times[next]
-                while !batch.isFull && next < frames.count && times[next] == now {
-                    var packet = pool.allocate()!
-                    _ = frames[next].withUnsafeBytes { packet.setBytes($0) }
-                    batch.append(packet)
-                    next += 1
-                }
+                let now = Self.fill(batch, pool, frames, times: times, next: &next)
                 runner.admit(batch, now: Timestamp(nanoseconds: now))
             }
             runner.advance(wait: true)
@@ -101,6 +95,32 @@ struct FlowCacheTests {
             }
         }
         return out
+    }
+
+    /// Appends `frames` from `next` on, in `pool`'s buffers, while they
+    /// share the time of the first and `batch` has room; returns that time.
+    static func fill(_ batch: PacketBatch, _ pool: BufferPool, _ frames: [[UInt8]], times: [Int64],
+                     next: inout Int) -> Int64 {
+        let now = times[next]
+        while !batch.isFull && next < frames.count && times[next] == now {
+            batch.append(Self.packet(frames[next], pool))
+            next += 1
+        }
+        return now
+    }
+
+    /// `frame` in a buffer of `pool`.
+    static func packet(_ frame: [UInt8], _ pool: BufferPool) -> Packet {
+        var packet = pool.allocate()!
+        _ = frame.withUnsafeBytes { packet.setBytes($0) }
+        return packet
+    }
+
+    /// A batch of `frames`, in buffers of `pool`.
+    static func batch(_ frames: [[UInt8]], _ pool: BufferPool) -> PacketBatch {
+        let batch = PacketBatch(capacity: 8)
+        for frame in frames { batch.append(Self.packet(frame, pool)) }
+        return batch
     }
 
     /// Flows of UDP and TCP ACK packets whose IP identification, length and
@@ -218,18 +238,9 @@ struct FlowCacheTests {
         let frames = Self.frames(flows: 2, rounds: 4)  // flows 0 (UDP) and 1 (TCP)
         let a = frames.indices.filter { $0 % 2 == 0 }.map { frames[$0] }
         _ = Self.run(runner, pool, Array(a.prefix(2)), times: [0, 1_000_000])
-        func batch(_ frames: [[UInt8]]) -> PacketBatch {
-            let batch = PacketBatch(capacity: 8)
-            for frame in frames {
-                var packet = pool.allocate()!
-                _ = frame.withUnsafeBytes { packet.setBytes($0) }
-                batch.append(packet)
-            }
-            return batch
-        }
         let now = Timestamp(nanoseconds: 2_000_000)
-        runner.admit(batch([frames[1], a[2]]), now: now)
-        runner.admit(batch([a[3]]), now: now)
+        runner.admit(Self.batch([frames[1], a[2]], pool), now: now)
+        runner.admit(Self.batch([a[3]], pool), now: now)
         var out: [[UInt8]] = []
         // Drained while the first batch still waits for the store, then until all have left.
         repeat {

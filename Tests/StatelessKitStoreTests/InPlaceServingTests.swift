@@ -28,13 +28,7 @@ struct InPlaceServingTests {
         var next = 0
         while next < frames.count || runner.inFlight > 0 {
             if runner.canAdmit && next < frames.count {
-                let now = times[next]
-                while !burst.isFull && next < frames.count && times[next] == now {
-                    var packet = pool.allocate()!
-                    _ = frames[next].withUnsafeBytes { packet.setBytes($0) }
-                    burst.append(packet)
-                    next += 1
-                }
+                let now = FlowCacheTests.fill(burst, pool, frames, times: times, next: &next)
                 let hits = runner.serveInPlace(BatchFrames(batch: burst), count: burst.count, arrivingOn: 0,
                                                linkType: .ethernet, now: Timestamp(nanoseconds: now), outputs: outputs)
                 served += hits
@@ -97,19 +91,10 @@ struct InPlaceServingTests {
         let (runner, pool) = try FlowCacheTests.runner(cache: 64)
         // Establish both flows and cache them.
         _ = Self.runInPlace(runner, pool, Array(frames.prefix(6)), times: [0, 0, 1, 1, 2, 2].map { $0 * 1_000_000 })
-        func batch(_ indices: Range<Int>) -> PacketBatch {
-            let batch = PacketBatch(capacity: 8)
-            for i in indices {
-                var packet = pool.allocate()!
-                _ = frames[i].withUnsafeBytes { packet.setBytes($0) }
-                batch.append(packet)
-            }
-            return batch
-        }
         // A batch the cache serves whole finishes at once; until it is
         // drained, a frame served in place would overtake it.
-        runner.admit(batch(6..<7), now: Timestamp(nanoseconds: 3_000_000))
-        let burst = batch(7..<8)
+        runner.admit(FlowCacheTests.batch([frames[6]], pool), now: Timestamp(nanoseconds: 3_000_000))
+        let burst = FlowCacheTests.batch([frames[7]], pool)
         let outputs = UnsafeMutablePointer<Int16>.allocate(capacity: 8)
         defer { outputs.deallocate() }
         let now = Timestamp(nanoseconds: 3_000_000)

@@ -7,7 +7,7 @@ import Testing
 /// graph's.
 struct FlowCacheTableTests {
     /// What the cache's parse makes of `frame`, an Ethernet frame arrived on port 0.
-    func parsed(_ frame: [UInt8]) -> (parse: FlowCacheParse, headers: CacheableHeaders, key: FlowCacheKey) {
+    static func parsed(_ frame: [UInt8]) -> (parse: FlowCacheParse, headers: CacheableHeaders, key: FlowCacheKey) {
         var bytes = frame
         var headers = CacheableHeaders()
         var key = FlowCacheKey.none
@@ -20,7 +20,7 @@ struct FlowCacheTableTests {
 
     /// The key of a UDP packet from `source`:`sourcePort` to `destination`:53.
     func key(source: UInt32, sourcePort: UInt16, destination: UInt32 = 0xC633_6401) -> FlowCacheKey {
-        let result = parsed(PacketBuilder().ipv4(source: IPv4Address(source), destination: IPv4Address(destination))
+        let result = Self.parsed(PacketBuilder().ipv4(source: IPv4Address(source), destination: IPv4Address(destination))
             .udp(source: sourcePort, destination: 53))
         precondition(result.parse == .servable)
         return result.key
@@ -98,7 +98,7 @@ struct FlowCacheTableTests {
             var frame = PacketBuilder().ipv4(source: IPv4Address(10, 0, 0, 7), destination: IPv4Address(198, 51, 100, 1))
                 .udp(source: 4_000, destination: 53, payload: [1, 2, 3, 4, 5], zeroChecksum: zeroChecksum)
             var expected = frame
-            let before = parsed(frame)
+            let before = Self.parsed(frame)
             try expected.withUnsafeMutableBytes { bytes in
                 var packet = Packet(buffer: bytes.baseAddress!, bufferSize: bytes.count, handle: 0, headroom: 0)
                 _ = packet.setLength(bytes.count)
@@ -106,7 +106,7 @@ struct FlowCacheTableTests {
                 #expect(packet.setIPv4Address(IPv4Address(203, 0, 113, 9), at: .source))
                 #expect(packet.setPort(61_000, at: .source))
             }
-            let after = parsed(expected).key
+            let after = Self.parsed(expected).key
             let entry = FlowCache.makeEntry(before.key, addresses: after.addresses, ports: UInt32(truncatingIfNeeded: after.rest >> 32),
                                             output: 0, lease: .max, firstBatch: 0)
             frame.withUnsafeMutableBytes { bytes in

@@ -451,11 +451,6 @@ struct BenchNAT: ParsableCommand {
                     next = next == last ? 0 : next &+ 1
                 }
                 cursor = next
-            } else if newFlowRatio == 0 {
-                for i in 0..<count {
-                    queue.write(i, from: templates.baseAddress! + cursor &* frameSize, length: frameSize)
-                    cursor = cursor + 1 == flows ? 0 : cursor + 1
-                }
             } else {
                 for i in 0..<count { nextFrame { queue.write(i, from: $0, length: $1) } }
             }

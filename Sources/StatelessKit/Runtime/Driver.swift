@@ -108,8 +108,9 @@ public final class Driver {
         var sinkError: (any Error)? = nil
         var emptyPolls = 0
         var rounds = 0
-        let inPlace = runner.flowCacheEntries > 0 ? source as? InPlaceSource : nil
-        let servesInPlace = inPlace?.serveInPlace(through: runner, to: sink) ?? false
+        // The source that serves in place, if it does.
+        let inPlace = (runner.flowCacheEntries > 0 ? source as? InPlaceSource : nil)
+            .flatMap { $0.serveInPlace(through: runner, to: sink) ? $0 : nil }
         while !ended || runner.inFlight > 0 {
             while !ended && runner.canAdmit {
                 let read = try source.read(into: batch, from: pool)
@@ -162,7 +163,7 @@ public final class Driver {
             if rounds & 1023 == 0 { metrics.publish() }
         }
         metrics.publish()
-        if servesInPlace, let inPlace { out.merge(inPlace.servedInPlace, uniquingKeysWith: +) }
+        if let inPlace { out.merge(inPlace.servedInPlace, uniquingKeysWith: +) }
         var summary = RunSummary(runner, packetsOut: out, expired: expired)
         summary.elapsed = Double(Timestamp.wallClock().nanoseconds - started.nanoseconds) / 1e9
         return summary

@@ -58,13 +58,6 @@ final class FlowCache {
 
         @inlinable
         init() {}
-
-        /// Whether the entry may serve a packet now (nanoseconds) in a batch
-        /// admitted when every batch numbered below `horizon` had left.
-        @inlinable @inline(__always)
-        func serves(now: Int64, horizon: Int64) -> Bool {
-            lease > now && horizon >= firstBatch
-        }
     }
 
     /// The keys, a bucket's four in one cache line.

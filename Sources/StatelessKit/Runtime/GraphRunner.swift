@@ -210,8 +210,9 @@ public final class GraphRunner {
         for i in 0..<count {
             let candidate = candidates + i
             let parse = candidate.pointee.parse
-            if parse == .servable, let found = candidate.pointee.found, found.pointee.serves(now: now, horizon: horizon) {
-                found.pointee.rewrite(packets[i].data, at: candidate.pointee.headers)
+            if parse == .servable, let found = candidate.pointee.found,
+               found.pointee.lease > now && horizon >= found.pointee.firstBatch {
+                found.pointee.rewrite(candidate.pointee.data.unsafelyUnwrapped, at: candidate.pointee.headers)
                 leases[i] = .min
                 let list = nodeCount &+ Int(found.pointee.output)
                 lists[list &* capacity &+ counts[list]] = UInt16(truncatingIfNeeded: i)

@@ -15,8 +15,7 @@ public struct LatencyHistogram: Sendable {
     /// Records a packet that took `nanoseconds` (negative counts as 0).
     @inlinable @inline(__always)
     public mutating func record(nanoseconds: Int64) {
-        let value = max(nanoseconds, 0)
-        increment(Int(min(value / 1000, Int64(Self.range))), value)
+        record(nanoseconds: nanoseconds, count: 1)
     }
 
     /// Records `count` packets that each took `nanoseconds` (negative counts as 0).
@@ -34,7 +33,7 @@ public struct LatencyHistogram: Sendable {
     }
 
     @usableFromInline
-    mutating func increment(_ bucket: Int, _ value: Int64, by number: Int = 1) {
+    mutating func increment(_ bucket: Int, _ value: Int64, by number: Int) {
         counts[bucket] += number
         count += number
         if value > maximum { maximum = value }
