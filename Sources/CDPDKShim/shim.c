@@ -110,22 +110,49 @@ int sk_eth_queue_stats(uint16_t port, uint16_t queue, struct sk_queue_stats *sta
 }
 
 // The CPUs the process could run on before the EAL pinned its main thread.
-static cpu_set_t sk_process_cpus;
-static int sk_process_cpus_saved;
+static cpu_set_t sk_saved_cpus;
+static int sk_saved_cpus_valid;
 
 int sk_eal_init(int argc, char **argv) {
-    if (!sk_process_cpus_saved &&
-        pthread_getaffinity_np(pthread_self(), sizeof sk_process_cpus, &sk_process_cpus) == 0)
-        sk_process_cpus_saved = 1;
+    if (!sk_saved_cpus_valid &&
+        pthread_getaffinity_np(pthread_self(), sizeof sk_saved_cpus, &sk_saved_cpus) == 0)
+        sk_saved_cpus_valid = 1;
     return rte_eal_init(argc, argv);
 }
 
-int sk_thread_register(void) {
-    int rc = rte_thread_register();
-    if (rc == 0 && sk_process_cpus_saved)
-        pthread_setaffinity_np(pthread_self(), sizeof sk_process_cpus, &sk_process_cpus);
-    return rc;
+int sk_thread_register(int cpu) {
+    cpu_set_t set;
+    if (cpu >= 0) {
+        if (cpu >= CPU_SETSIZE) { rte_errno = EINVAL; return -1; }
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+    } else if (sk_saved_cpus_valid) {
+        set = sk_saved_cpus;
+    } else {
+        return rte_thread_register();
+    }
+    int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    if (rc != 0) { rte_errno = rc; return -1; }
+    return rte_thread_register();
 }
+
+static int sk_cpu_list(const cpu_set_t *set, int *cpus, int capacity) {
+    int count = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE && count < capacity; cpu++)
+        if (CPU_ISSET(cpu, set)) cpus[count++] = cpu;
+    return count;
+}
+
+int sk_process_cpus(int *cpus, int capacity) {
+    return sk_saved_cpus_valid ? sk_cpu_list(&sk_saved_cpus, cpus, capacity) : 0;
+}
+
+int sk_main_lcore_cpus(int *cpus, int capacity) {
+    rte_cpuset_t set = rte_lcore_cpuset(rte_get_main_lcore());
+    return sk_cpu_list(&set, cpus, capacity);
+}
+
+int sk_current_cpu(void) { return sched_getcpu(); }
 
 void sk_thread_unregister(void) { rte_thread_unregister(); }
 

@@ -44,10 +44,54 @@ public enum EAL {
     }
 
     /// Makes the calling thread an EAL thread with an lcore id of its own,
-    /// as a worker that owns queues must be (mempool caches serve lcores).
-    /// Call ``unregisterThread()`` before the thread ends.
-    public static func registerThread() throws(DPDKError) {
-        guard sk_thread_register() == 0 else { throw DPDKError(operation: "rte_thread_register", code: sk_errno()) }
+    /// as a worker that owns queues must be (mempool caches serve lcores),
+    /// and pins it: to `cpu`, as a DPDK lcore is, or else (`nil`) to every
+    /// CPU the process could run on before ``start(arguments:)`` (the EAL
+    /// pins the thread that starts it to the main lcore, and the threads it
+    /// starts would inherit that). Call ``unregisterThread()`` before the
+    /// thread ends. Throws, and leaves the thread unregistered, for a CPU it
+    /// may not run on.
+    public static func registerThread(cpu: Int? = nil) throws(DPDKError) {
+        guard sk_thread_register(Int32(clamping: cpu ?? -1)) == 0 else {
+            throw DPDKError(operation: cpu.map { "rte_thread_register on CPU \($0)" } ?? "rte_thread_register", code: sk_errno())
+        }
+    }
+
+    /// The CPUs the process could run on before ``start(arguments:)``, in
+    /// ascending order (empty before it).
+    public static var processCPUs: [Int] { cpus(sk_process_cpus) }
+
+    /// The CPU the calling thread is running on, as the kernel reports it
+    /// (`nil` if it cannot say).
+    public static var currentCPU: Int? {
+        let cpu = sk_current_cpu()
+        return cpu >= 0 ? Int(cpu) : nil
+    }
+
+    /// The CPUs of the EAL's main lcore (the thread that started the EAL runs there).
+    public static var mainLcoreCPUs: [Int] { cpus(sk_main_lcore_cpus) }
+
+    /// Where `workers` workers go by default: one CPU each, in order, from the
+    /// process's CPUs that are not the main lcore's, as DPDK's worker lcores
+    /// are placed (so that a worker neither shares its core with the main
+    /// thread's housekeeping nor moves between cores); `nil` when there are
+    /// not that many, and each worker is then free to run on any of the
+    /// process's CPUs (``registerThread(cpu:)`` with `nil`).
+    public static func defaultWorkerCPUs(workers: Int) -> [Int]? {
+        workerCPUs(workers: workers, process: processCPUs, main: mainLcoreCPUs)
+    }
+
+    /// ``defaultWorkerCPUs(workers:)`` for a process that may run on
+    /// `process` with its main lcore on `main`.
+    public static func workerCPUs(workers: Int, process: [Int], main: [Int]) -> [Int]? {
+        let free = process.filter { !main.contains($0) }
+        return workers > 0 && free.count >= workers ? Array(free.prefix(workers)) : nil
+    }
+
+    static func cpus(_ list: (UnsafeMutablePointer<Int32>?, Int32) -> Int32) -> [Int] {
+        var buffer = [Int32](repeating: 0, count: 1024)
+        let count = buffer.withUnsafeMutableBufferPointer { list($0.baseAddress, Int32($0.count)) }
+        return buffer.prefix(Int(count)).map(Int.init)
     }
 
     /// Gives the calling thread's lcore id back.

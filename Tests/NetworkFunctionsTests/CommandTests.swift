@@ -368,6 +368,9 @@ struct CommandTests {
         #expect((result["ringMpps"] as? Double ?? 0) > 0 && (result["ringTestpmdMpps"] as? Double ?? 0) > 0,
                 "net_ring too, the NF and testpmd: \(result)")
         #expect((result["testpmdMacswapMpps"] as? Double ?? 0) > 0, "\(result)")
+        let cpus = (0..<ProcessInfo.processInfo.activeProcessorCount).filter { $0 != 0 }
+        #expect(result["workerCPUs"] as? [Int] == (cpus.isEmpty ? [] : [cpus[0]]),
+                "the worker on the first CPU off the EAL main lcore's (0), as testpmd's forwarding lcore: \(result)")
     }
 
     @Test("bench reports rates, allocations and state operations",
@@ -391,5 +394,7 @@ struct CommandTests {
         #expect(missingStatus != 0 && missingError.contains("/nonexistent.pcap: cannot open"))
         let (storeStatus, _, storeError) = try Self.run(["bench", "nat", "--store", "carrier-pigeon", "--seconds", "0.1"])
         #expect(storeStatus != 0 && storeError.contains("--store carrier-pigeon"))
+        let (cpuStatus, _, cpuError) = try Self.run(["bench", "nat", "--worker-cpus", "1", "--seconds", "0.1"])
+        #expect(cpuStatus != 0 && cpuError.contains("--worker-cpus is for --dpdk"), "\(cpuError)")
     }
 }

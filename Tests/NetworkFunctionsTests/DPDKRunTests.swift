@@ -61,6 +61,25 @@ struct DPDKRunTests {
         #expect(counters["dpdk.port0.queue0.received"]! + counters["dpdk.port0.queue1.received"]! == counters["dpdk.port0.received"])
     }
 
+    @Test("--worker-cpus pins each worker to its CPU, in worker order",
+          .enabled(if: CommandTests.built, "skipped: .build/debug/statelessnf is not built (swift build)"))
+    func pinnedWorkers() throws {
+        let cpus = (0..<ProcessInfo.processInfo.activeProcessorCount).map(String.init)
+        let list = cpus.count >= 2 ? "\(cpus[1]),\(cpus[0])" : "\(cpus[0]),\(cpus[0])"
+        let (status, output, error) = try CommandTests.run(
+            ["run", "nat", "--input", "dpdk:0", "--output", "dpdk:0", "--external", "203.0.113.7", "--workers", "2",
+             "--worker-cpus", list, "--count", "100000", "--json", "--eal", "--vdev=net_null0"])
+        if cpus.count < 2 {
+            #expect(status != 0 && error.contains("is given twice"), "\(error)")
+            return
+        }
+        #expect(status == 0, "\(error)")
+        let counters = try Self.counters(output)
+        #expect(counters["dpdk.received"] == 100_000, "\(counters)")
+        #expect(counters["dpdk.worker0.cpu"] == Int(cpus[1]) && counters["dpdk.worker1.cpu"] == Int(cpus[0]),
+                "each worker ran where it was pinned: \(counters)")
+    }
+
     @Test("bad DPDK options say what is wrong",
           .enabled(if: CommandTests.built, "skipped: .build/debug/statelessnf is not built (swift build)"))
     func badOptions() throws {
@@ -75,6 +94,14 @@ struct DPDKRunTests {
             (["--input", "pcap:/tmp/a.pcap", "--output", "pcap:/tmp/b.pcap", "--count", "5"], "are for dpdk: inputs and outputs"),
             (["--input", "dpdk:0", "--output", "dpdk:0", "--workers", "2", "--eal", "--vdev=net_pcap0,tx_pcap=/dev/null"],
              "dpdk:0: starting port 0 with 2 receive and 2 transmit queue(s) failed"),
+            (["--input", "dpdk:0", "--output", "dpdk:0", "--workers", "2", "--worker-cpus", "1"],
+             "--worker-cpus 1: 1 CPU(s) for 2 workers (one each)"),
+            (["--input", "dpdk:0", "--output", "dpdk:0", "--worker-cpus", "0,0"], "--worker-cpus 0,0: CPU 0 is given twice"),
+            (["--input", "dpdk:0", "--output", "dpdk:0", "--worker-cpus", "3-1"],
+             "--worker-cpus 3-1: \"3-1\" is not a CPU number (0-1023) or a range LOW-HIGH"),
+            (["--input", "dpdk:0", "--output", "dpdk:0", "--worker-cpus", "1023", "--eal", "--vdev=net_null0"],
+             "--worker-cpus: this process may not run on CPU 1023"),
+            (["--input", "pcap:/tmp/a.pcap", "--output", "pcap:/tmp/b.pcap", "--worker-cpus", "0"], "are for dpdk: inputs and outputs"),
         ]
         for (arguments, message) in cases {
             let (status, _, error) = try CommandTests.run(["run", "nat", "--external", "203.0.113.7"] + arguments)

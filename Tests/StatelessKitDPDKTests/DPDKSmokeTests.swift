@@ -5,6 +5,7 @@ import StatelessKit
 import StatelessKitDPDK
 import StatelessKitStore
 import StoreTestSupport
+import Synchronization
 import Testing
 
 /// The EAL of this test process: started once (DPDK cannot start it twice
@@ -131,5 +132,60 @@ struct DPDKSmokeTests {
         while let record = try reader.next() { written.append(Array(record.bytes)) }
         #expect(written.count == expected.count && expected.count > 250, "\(written.count) written, \(expected.count) expected")
         #expect(written == expected, "the same packets, byte for byte, in the same order")
+    }
+
+    /// The CPUs the calling thread may run on, as the kernel lists them.
+    static func allowedCPUs() throws -> String {
+        let status = try String(contentsOfFile: "/proc/thread-self/status", encoding: .utf8)
+        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") })
+        return line.split(separator: "\t").last.map(String.init) ?? ""
+    }
+
+    @Test("a worker thread registers as an lcore pinned to its CPU, or free on every CPU the process had; a CPU it may not use is refused")
+    func pinnedThread() throws {
+        try TestEAL.started.get()
+        let process = EAL.processCPUs
+        #expect(!process.isEmpty && process == process.sorted())
+        #expect(EAL.mainLcoreCPUs == [process[0]], "the defaults' -l 0: the main lcore on the first CPU")
+        let cpu = try #require(process.last)
+        func onThread(_ body: @escaping @Sendable () throws -> Void) throws {
+            let done = DispatchSemaphore(value: 0)
+            let failure = Mutex<(any Error)?>(nil)
+            let thread = Thread {
+                do { try body() } catch { failure.withLock { $0 = error } }
+                done.signal()
+            }
+            thread.start()
+            done.wait()
+            if let error = failure.withLock({ $0 }) { throw error }
+        }
+        try onThread {
+            try EAL.registerThread(cpu: cpu)
+            defer { EAL.unregisterThread() }
+            #expect(try Self.allowedCPUs() == "\(cpu)")
+            #expect(EAL.currentCPU == cpu)
+        }
+        try onThread {
+            try EAL.registerThread()
+            defer { EAL.unregisterThread() }
+            let expected = process.count == 1 ? "\(process[0])" : process == Array(process[0]...process.last!)
+                ? "\(process[0])-\(process.last!)" : process.map(String.init).joined(separator: ",")
+            #expect(try Self.allowedCPUs() == expected)
+        }
+        try onThread {
+            #expect {
+                try EAL.registerThread(cpu: 1023)
+            } throws: { error in
+                "\(error)".contains("rte_thread_register on CPU 1023") && (error as? DPDKError)?.code == EINVAL
+            }
+        }
+    }
+
+    @Test("workers go one a CPU off the main lcore's when there are enough, else anywhere")
+    func defaultWorkerCPUs() {
+        #expect(EAL.workerCPUs(workers: 1, process: [0, 1], main: [0]) == [1])
+        #expect(EAL.workerCPUs(workers: 2, process: [0, 1], main: [0]) == nil)
+        #expect(EAL.workerCPUs(workers: 2, process: [0, 2, 3, 5], main: [2]) == [0, 3])
+        #expect(EAL.workerCPUs(workers: 1, process: [4], main: [4]) == nil)
     }
 }

@@ -79,11 +79,21 @@ struct sk_queue_stats {
 int sk_eth_queue_stats(uint16_t port, uint16_t queue, struct sk_queue_stats *stats);
 
 /// rte_thread_register: makes the calling thread an EAL thread with an lcore
-/// id of its own (so that mempool caches serve it), free to run on any CPU
-/// the process could before rte_eal_init pinned the main thread to its main
-/// lcore (threads it starts would inherit that pin). Returns 0 or -1 with
-/// the reason in sk_errno().
-int sk_thread_register(void);
+/// id of its own (so that mempool caches serve it), then pins it: to `cpu`
+/// when it is 0 or more, else to every CPU the process could run on before
+/// rte_eal_init pinned the main thread to its main lcore (threads it starts
+/// would inherit that pin). Returns 0, or -1 with the reason in sk_errno()
+/// (a CPU the thread may not run on: EINVAL, and the thread is not
+/// registered).
+int sk_thread_register(int cpu);
+/// The CPUs the process could run on before rte_eal_init (each CPU's
+/// number, ascending, at most `capacity` of them): returns how many.
+int sk_process_cpus(int *cpus, int capacity);
+/// The CPUs of the EAL's main lcore, as sk_process_cpus lists them.
+int sk_main_lcore_cpus(int *cpus, int capacity);
+/// sched_getcpu (a GNU extension, which Swift does not import): the CPU
+/// the calling thread runs on, or -1.
+int sk_current_cpu(void);
 /// rte_thread_unregister.
 void sk_thread_unregister(void);
 

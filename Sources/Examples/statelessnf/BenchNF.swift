@@ -113,8 +113,16 @@ struct NFBenchOptions: ParsableArguments {
     @Flag(help: "Take each packet's buffer from a DPDK port's receive queue and send it out of its transmit queue (no hugepages): a net_null port, then a net_ring port, each beside dpdk-testpmd's io forwarding on the same device in the same run, and on net_null the I/O floor (the same loop with no graph).")
     var dpdk = false
 
+    @Option(name: .customLong("worker-cpus"), help: ArgumentHelp("--dpdk: the CPU the worker is pinned to (default: the first the process may run on that is not the EAL main lcore's, as testpmd's forwarding lcore is placed; with no such CPU, any).",
+                               discussion: "Written as DPDK's -l lists are: \"1\"."))
+    var workerCPUs: String?
+
     func validate() throws {
         if dpdk && workers != 1 { throw ValidationError("--dpdk: one worker") }
+        if let workerCPUs {
+            guard dpdk else { throw ValidationError("--worker-cpus is for --dpdk") }
+            _ = try WorkerCPUs(parsing: workerCPUs, workers: workers)
+        }
         guard flows >= 1 else { throw ValidationError("--flows must be at least 1") }
         guard (60...1500).contains(packetSize) else { throw ValidationError("--packet-size must be 60 to 1500") }
         guard (0...1).contains(newFlowRatio) else { throw ValidationError("--new-flow-ratio must be 0 to 1") }
@@ -219,6 +227,11 @@ struct BenchNAT: ParsableCommand {
             let pool = try MbufPool(name: "bench", count: 8191)
             return try BenchDevice.allCases.indices.map { try DPDKPort(id: UInt16($0), pool: pool) }
         }() : []
+        // On DPDK the worker keeps one core, as testpmd's forwarding lcore does.
+        let workerCPUs = bench.dpdk
+            ? try WorkerCPUs.resolve(bench.workerCPUs.map { try WorkerCPUs(parsing: $0, workers: workers) }, workers: workers,
+                                     pinByDefault: true)
+            : nil
         /// Runs the workers (on `port` when given) and gathers what they measured.
         func runWorkers(port: DPDKPort?, device: BenchDevice?) -> Results {
             let results = Results()
@@ -230,7 +243,7 @@ struct BenchNAT: ParsableCommand {
                     do {
                         // On DPDK, an EAL thread, as `run`'s workers are: the
                         // mempool's per-lcore cache then serves its mbufs.
-                        if port != nil { try EAL.registerThread() }
+                        if port != nil { try EAL.registerThread(cpu: workerCPUs?[worker]) }
                         defer { if port != nil { EAL.unregisterThread() } }
                         results.add(try Self.work(worker: worker, flows: flowsPerWorker, nat: nat, store: store,
                                                   options: options, batch: batch, inFlight: inFlight, flowCache: flowCache,
@@ -271,7 +284,7 @@ struct BenchNAT: ParsableCommand {
                 "roundTripsPerBatch": Double(summary.roundTrips) / Double(max(summary.batches, 1)),
                 "flowCacheEntries": flowCache,
                 "flowCacheHitsPerPacket": Double(summary.counters["flowCache.hits"] ?? 0) / packets,
-                "flows": bench.flows, "workers": workers, "batch": batch, "packetSize": bench.packetSize,
+                "flows": bench.flows, "workers": workers, "workerCPUs": workerCPUs ?? [], "batch": batch, "packetSize": bench.packetSize,
                 "newFlowRatio": bench.newFlowRatio, "mappingsTableBytes": tableBytes,
                 "mappingsTableBytesPerFlow": Double(tableBytes) / Double(capacity),
                 "store": redis == nil ? "memory" : "redis",
@@ -295,6 +308,8 @@ struct BenchNAT: ParsableCommand {
             ("slices", slices.isEmpty ? "-" : String(format: "best %.2f Mpps, median %.2f Mpps (%d slices: a shared machine's neighbours come and go)",
                                                      slices.last!, slices[slices.count / 2], slices.count)),
             ("allocations", String(format: "%.4f per packet (%d in the measured loops)", allocationsPerPacket, measuredAllocations)),
+            ("worker CPU", !bench.dpdk ? "-" : workerCPUs.map { "\($0.map(String.init).joined(separator: ",")) (the EAL main lcore's: \(EAL.mainLcoreCPUs.map(String.init).joined(separator: ",")))" }
+                ?? "any of the process's"),
             ("flow cache size", flowCache == 0 ? "none: every packet crosses the graph and the store"
                 : "\(flowCache) entries per worker"),
         ]

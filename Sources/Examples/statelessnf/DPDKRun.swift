@@ -39,6 +39,8 @@ struct DPDKRun {
     let eal: String?
     let wiring: Wiring
     let workers: Int
+    /// The CPU each worker is pinned to (`nil`: any of the process's).
+    let workerCPUs: WorkerCPUs?
     let networks: [UInt16: PortNetwork]
     let count: Int?
     /// Whether to run on after net_pcap captures end.
@@ -71,6 +73,7 @@ struct DPDKRun {
         for port in wiring.ports + networks.keys where Int(port) >= EAL.portCount {
             throw ValidationError("dpdk:\(port): DPDK has \(EAL.portCount) port(s) (add one with --eal --vdev=...)")
         }
+        let cpus = try WorkerCPUs.resolve(workerCPUs, workers: workers, pinByDefault: false)
         let inFlight = runtime.inFlight(for: store)
         let pool = try MbufPool(name: "statelessnf",
                                 count: max(8191, workers * runtime.batch * (inFlight + 2) * 4 * wiring.ports.count - 1))
@@ -130,11 +133,13 @@ struct DPDKRun {
                 defer { done.leave() }
                 let (source, sink, pool) = (parts.source, parts.sink, parts.pool)
                 do {
-                    try EAL.registerThread()
+                    try EAL.registerThread(cpu: cpus?[worker])
                     defer { EAL.unregisterThread() }
                     let runner = GraphRunner(graph: graph, pool: pool, session: try store.makeSession(for: schema),
                                              batchCapacity: batch, inFlight: inFlight, flowCacheEntries: flowCache)
-                    let summary = try Driver(runner: runner, pool: pool, clock: .wall, idleSleep: idleSleep).run(source, into: sink)
+                    var summary = try Driver(runner: runner, pool: pool, clock: .wall, idleSleep: idleSleep).run(source, into: sink)
+                    // Where a pinned worker ran: its CPU, as the kernel reports it.
+                    if cpus != nil { summary.counters["dpdk.worker\(worker).cpu"] = EAL.currentCPU ?? -1 }
                     try sink.close()
                     results.add(summary)
                 } catch {
