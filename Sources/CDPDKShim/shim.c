@@ -25,6 +25,7 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
+#include <rte_mbuf_pool_ops.h>
 
 
 int sk_eal_cleanup(void) { return rte_eal_cleanup(); }
@@ -38,8 +39,32 @@ uint16_t sk_eth_dev_count_avail(void) { return rte_eth_dev_count_avail(); }
 struct rte_mempool *sk_pktmbuf_pool_create(const char *name, unsigned count,
                                            unsigned cache_size,
                                            uint16_t data_room_size) {
-    return rte_pktmbuf_pool_create(name, count, cache_size, 0, data_room_size,
-                                   (int)rte_socket_id());
+    if (rte_eal_has_hugepages())
+        return rte_pktmbuf_pool_create(name, count, cache_size, 0, data_room_size,
+                                       (int)rte_socket_id());
+    // Without hugepages a pool whose objects must be IOVA-contiguous gives
+    // each mbuf a 4 KB page of its own: every mbuf's header then falls in
+    // the same L1 set. rte_pktmbuf_pool_create's steps, with objects
+    // packed across pages (no device here DMAs into 4 KB pages).
+    struct rte_pktmbuf_pool_private private_data;
+    memset(&private_data, 0, sizeof private_data);
+    private_data.mbuf_data_room_size = data_room_size;
+    struct rte_mempool *pool = rte_mempool_create_empty(
+        name, count, (unsigned)sizeof(struct rte_mbuf) + data_room_size, cache_size,
+        sizeof private_data, (int)rte_socket_id(), RTE_MEMPOOL_F_NO_IOVA_CONTIG);
+    if (pool == NULL) return NULL;
+    int rc = rte_mempool_set_ops_byname(pool, rte_mbuf_best_mempool_ops(), NULL);
+    if (rc == 0) {
+        rte_pktmbuf_pool_init(pool, &private_data);
+        rc = rte_mempool_populate_default(pool);
+    }
+    if (rc < 0) {
+        rte_mempool_free(pool);
+        rte_errno = -rc;
+        return NULL;
+    }
+    rte_mempool_obj_iter(pool, rte_pktmbuf_init, NULL);
+    return pool;
 }
 
 void sk_mempool_free(struct rte_mempool *pool) { rte_mempool_free(pool); }
@@ -117,7 +142,14 @@ int sk_eal_init(int argc, char **argv) {
     if (!sk_saved_cpus_valid &&
         pthread_getaffinity_np(pthread_self(), sizeof sk_saved_cpus, &sk_saved_cpus) == 0)
         sk_saved_cpus_valid = 1;
-    return rte_eal_init(argc, argv);
+    int parsed = rte_eal_init(argc, argv);
+    // rte_eal_init pinned the calling thread to the main lcore's CPUs: it
+    // gets its own back, so that the process that embeds the EAL (its other
+    // work, a test runner's threads, the processes it starts) is not
+    // confined to them. The EAL's record of the main lcore's CPUs stays.
+    if (parsed >= 0 && sk_saved_cpus_valid)
+        pthread_setaffinity_np(pthread_self(), sizeof sk_saved_cpus, &sk_saved_cpus);
+    return parsed;
 }
 
 int sk_thread_register(int cpu) {

@@ -28,7 +28,9 @@ public enum EAL {
 
     /// Starts the EAL with `arguments` (without the program name). DPDK keeps
     /// the strings for the life of the process, so they are copied and never
-    /// freed.
+    /// freed. The calling thread keeps the CPUs it may run on (the EAL pins
+    /// it to the main lcore; it is given them back, so that the process that
+    /// embeds the EAL is not confined to the main lcore's CPUs).
     public static func start(arguments: [String]) throws(DPDKError) {
         var argv: [UnsafeMutablePointer<CChar>?] = (["statelessnf"] + arguments).map { strdup($0) }
         let parsed = argv.withUnsafeMutableBufferPointer { buffer in
@@ -46,9 +48,7 @@ public enum EAL {
     /// Makes the calling thread an EAL thread with an lcore id of its own,
     /// as a worker that owns queues must be (mempool caches serve lcores),
     /// and pins it: to `cpu`, as a DPDK lcore is, or else (`nil`) to every
-    /// CPU the process could run on before ``start(arguments:)`` (the EAL
-    /// pins the thread that starts it to the main lcore, and the threads it
-    /// starts would inherit that). Call ``unregisterThread()`` before the
+    /// CPU the process could run on before ``start(arguments:)``. Call ``unregisterThread()`` before the
     /// thread ends. Throws, and leaves the thread unregistered, for a CPU it
     /// may not run on.
     public static func registerThread(cpu: Int? = nil) throws(DPDKError) {

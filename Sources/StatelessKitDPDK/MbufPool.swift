@@ -14,7 +14,12 @@ public final class MbufPool: PacketPool {
 
     /// A pool of `count` mbufs (a power of two minus one suits DPDK best)
     /// with `dataRoom` bytes for packet data each, plus DPDK's headroom.
-    /// The EAL must be running.
+    /// The EAL must be running. Without hugepages the mbufs are packed one
+    /// after another across the 4 KB pages (`RTE_MEMPOOL_F_NO_IOVA_CONTIG`):
+    /// DPDK's default there gives each mbuf a page of its own, which puts
+    /// every mbuf's header in the same set of the L1 cache, so that a burst's
+    /// mbufs evict one another (the NAT ran 40-50% faster packed). No device
+    /// DMAs into 4 KB pages; with hugepages the pool is DPDK's default.
     public init(name: String, count: Int, dataRoom: Int = 2048, cacheSize: Int = 256) throws(DPDKError) {
         let headroom = 128
         guard let pool = sk_pktmbuf_pool_create(name, UInt32(count), UInt32(min(cacheSize, 512)),

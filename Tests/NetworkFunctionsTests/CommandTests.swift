@@ -368,6 +368,8 @@ struct CommandTests {
         #expect((result["ringMpps"] as? Double ?? 0) > 0 && (result["ringTestpmdMpps"] as? Double ?? 0) > 0,
                 "net_ring too, the NF and testpmd: \(result)")
         #expect((result["testpmdMacswapMpps"] as? Double ?? 0) > 0, "\(result)")
+        #expect((result["testpmdPackedMpps"] as? Double ?? 0) > 0 && (result["shareOfTestpmdPacked"] as? Double ?? 0) > 0,
+                "testpmd io with packed mbuf headers too: \(result)")
         let cpus = (0..<ProcessInfo.processInfo.activeProcessorCount).filter { $0 != 0 }
         #expect(result["workerCPUs"] as? [Int] == (cpus.isEmpty ? [] : [cpus[0]]),
                 "the worker on the first CPU off the EAL main lcore's (0), as testpmd's forwarding lcore: \(result)")

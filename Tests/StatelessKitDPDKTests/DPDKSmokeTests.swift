@@ -181,6 +181,20 @@ struct DPDKSmokeTests {
         }
     }
 
+    @Test("without hugepages the pool packs its mbufs: their headers spread over the L1 cache's sets, not one 4 KB page each")
+    func packedPool() throws {
+        try TestEAL.started.get()
+        let pool = try MbufPool(name: "packed", count: 255, cacheSize: 0)
+        var packets: [Packet] = []
+        for _ in 0..<64 { packets.append(try #require(pool.allocate())) }
+        defer { packets.forEach(pool.release) }
+        let headers = packets.map { UInt($0.handle) }
+        // A 32 KB, 8-way L1 has 64 sets of 64-byte lines: addresses 4 KB apart share one.
+        let sets = Set(headers.map { ($0 >> 6) & 63 })
+        #expect(sets.count >= 32, "64 mbuf headers in \(sets.count) L1 sets")
+        #expect(Set(headers.map { $0 & 4095 }).count > 1, "not each at the start of a page of its own")
+    }
+
     @Test("workers go one a CPU off the main lcore's when there are enough, else anywhere")
     func defaultWorkerCPUs() {
         #expect(EAL.workerCPUs(workers: 1, process: [0, 1], main: [0]) == [1])

@@ -14,7 +14,8 @@ struct rte_mbuf;
 struct rte_mempool;
 
 /// rte_eal_init (first noting the CPUs the calling thread may run on, for
-/// sk_thread_register). DPDK keeps the argv strings: pass strings that live for the
+/// sk_thread_register, and giving them back to it after: rte_eal_init pins
+/// it to the main lcore). DPDK keeps the argv strings: pass strings that live for the
 /// rest of the process. Returns the number of arguments parsed, or -1 with
 /// the reason in sk_errno().
 int sk_eal_init(int argc, char **argv);
