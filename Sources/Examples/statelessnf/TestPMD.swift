@@ -9,12 +9,13 @@ enum TestPMD {
     /// testpmd's median receive rate in Mpps over `seconds` (at least 3) on
     /// `device` (a net_ring port starts with a burst sent, to circulate), or
     /// why it could not be measured.
-    /// `packedHeaders`: testpmd's mbufs from its `xbuf` pool, whose mbuf
-    /// headers are packed in their pool (the data buffers lie apart), as
-    /// this package's pool packs its mbufs without hugepages; its default
-    /// pool then gives each mbuf a 4 KB page (see ``MbufPool``).
+    /// `packed`: testpmd's mbufs from its `xbuf` pool (`--mp-alloc=xbuf`):
+    /// the mbuf headers packed in their pool, their data buffers in memory
+    /// of their own, so that no mbuf gets a 4 KB page of its own, as this
+    /// package's pool packs its mbufs without hugepages (testpmd's default
+    /// pool there gives each mbuf a page, and every header the same L1 set).
     static func forwarding(_ mode: String = "io", device: BenchDevice, seconds: Double,
-                           packedHeaders: Bool = false) -> Result<Double, TestPMDError> {
+                           packed: Bool = false) -> Result<Double, TestPMDError> {
         guard let path = ["/usr/bin/dpdk-testpmd", "/usr/local/bin/dpdk-testpmd"]
             .first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             return .failure(TestPMDError(description: "dpdk-testpmd is not installed (apt-get install dpdk-dev)"))
@@ -27,7 +28,7 @@ enum TestPMD {
         process.arguments = ["-oL", path, "--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--file-prefix=testpmd-\(getpid())",
                              "-l", "0-1", "--vdev=\(device.device)", "--log-level=lib.eal:error", "--",
                              "--forward-mode=\(mode)", "--stats-period=1", "--total-num-mbufs=8192"]
-            + (device == .ring ? ["--tx-first"] : []) + (packedHeaders ? ["--mp-alloc=xbuf"] : [])
+            + (device == .ring ? ["--tx-first"] : []) + (packed ? ["--mp-alloc=xbuf"] : [])
         let out = Pipe()
         process.standardOutput = out
         process.standardError = out
