@@ -28,7 +28,9 @@ const char *sk_strerror(int error);
 
 /// rte_eth_dev_count_avail.
 uint16_t sk_eth_dev_count_avail(void);
-/// rte_pktmbuf_pool_create on the caller's socket.
+/// rte_pktmbuf_pool_create on the caller's socket; without hugepages, its
+/// steps with the mbufs packed across 4 KB pages (RTE_MEMPOOL_F_NO_IOVA_CONTIG)
+/// instead of a page each. NULL with the reason in sk_errno().
 struct rte_mempool *sk_pktmbuf_pool_create(const char *name, unsigned count,
                                            unsigned cache_size,
                                            uint16_t data_room_size);
