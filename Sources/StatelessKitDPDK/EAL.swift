@@ -48,9 +48,9 @@ public enum EAL {
     /// Makes the calling thread an EAL thread with an lcore id of its own,
     /// as a worker that owns queues must be (mempool caches serve lcores),
     /// and pins it: to `cpu`, as a DPDK lcore is, or else (`nil`) to every
-    /// CPU the process could run on before ``start(arguments:)``. Call ``unregisterThread()`` before the
-    /// thread ends. Throws, and leaves the thread unregistered, for a CPU it
-    /// may not run on.
+    /// CPU the process could run on before ``start(arguments:)``. Call
+    /// ``unregisterThread()`` before the thread ends. Throws, and leaves the
+    /// thread unregistered, for a CPU it may not run on.
     public static func registerThread(cpu: Int? = nil) throws(DPDKError) {
         guard sk_thread_register(Int32(clamping: cpu ?? -1)) == 0 else {
             throw DPDKError(operation: cpu.map { "rte_thread_register on CPU \($0)" } ?? "rte_thread_register", code: sk_errno())
@@ -68,15 +68,14 @@ public enum EAL {
         return cpu >= 0 ? Int(cpu) : nil
     }
 
-    /// The CPUs of the EAL's main lcore (the thread that started the EAL runs there).
+    /// The CPUs of the EAL's main lcore, as its `-l` gave them.
     public static var mainLcoreCPUs: [Int] { cpus(sk_main_lcore_cpus) }
 
     /// Where `workers` workers go by default: one CPU each, in order, from the
-    /// process's CPUs that are not the main lcore's, as DPDK's worker lcores
-    /// are placed (so that a worker neither shares its core with the main
-    /// thread's housekeeping nor moves between cores); `nil` when there are
-    /// not that many, and each worker is then free to run on any of the
-    /// process's CPUs (``registerThread(cpu:)`` with `nil`).
+    /// process's CPUs that are not the main lcore's, as DPDK places its
+    /// worker lcores (so that a worker keeps its core and its caches); `nil`
+    /// when there are not that many, and each worker is then free to run on
+    /// any of the process's CPUs (``registerThread(cpu:)`` with `nil`).
     public static func defaultWorkerCPUs(workers: Int) -> [Int]? {
         workerCPUs(workers: workers, process: processCPUs, main: mainLcoreCPUs)
     }

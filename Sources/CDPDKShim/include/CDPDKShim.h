@@ -81,13 +81,11 @@ struct sk_queue_stats {
 /// Fills `stats` for `queue` of `port`; returns 0 or a negative errno.
 int sk_eth_queue_stats(uint16_t port, uint16_t queue, struct sk_queue_stats *stats);
 
-/// rte_thread_register: makes the calling thread an EAL thread with an lcore
-/// id of its own (so that mempool caches serve it), then pins it: to `cpu`
-/// when it is 0 or more, else to every CPU the process could run on before
-/// rte_eal_init pinned the main thread to its main lcore (threads it starts
-/// would inherit that pin). Returns 0, or -1 with the reason in sk_errno()
-/// (a CPU the thread may not run on: EINVAL, and the thread is not
-/// registered).
+/// rte_thread_register: pins the calling thread (to `cpu` when it is 0 or
+/// more, else to every CPU the process could run on before sk_eal_init),
+/// then makes it an EAL thread with an lcore id of its own (so that mempool
+/// caches serve it). Returns 0, or -1 with the reason in sk_errno() (a CPU
+/// the thread may not run on: EINVAL, and the thread is not registered).
 int sk_thread_register(int cpu);
 /// The CPUs the process could run on before rte_eal_init (each CPU's
 /// number, ascending, at most `capacity` of them): returns how many.
