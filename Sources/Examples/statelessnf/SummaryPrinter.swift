@@ -46,6 +46,13 @@ enum SummaryPrinter {
                 if queues.count > 1 { text += "; received by queue " + queues.map { "\($0.value)" }.joined(separator: "/") }
                 rows.append(("  " + port, text))
             }
+            // Where pinned workers ran (`--worker-cpus`), in worker order.
+            let cpus = summary.counters.compactMap { key, cpu -> (Int, Int)? in
+                guard key.hasPrefix("dpdk.worker"), key.hasSuffix(".cpu"),
+                      let worker = Int(key.dropFirst(11).dropLast(4)) else { return nil }
+                return (worker, cpu)
+            }.sorted { $0.0 < $1.0 }
+            if !cpus.isEmpty { rows.append(("  workers", "on CPU " + cpus.map { "\($0.1)" }.joined(separator: ", ") + " (pinned)")) }
             if let p50 = summary.counters["dpdk.latency.p50Microseconds"] {
                 rows.append(("  latency", "receipt to send: p50 \(p50) µs, p99 \(summary.counters["dpdk.latency.p99Microseconds"] ?? 0) µs, "
                              + "p99.9 \(summary.counters["dpdk.latency.p999Microseconds"] ?? 0) µs, max \(summary.counters["dpdk.latency.maxMicroseconds"] ?? 0) µs"))
