@@ -39,19 +39,18 @@ uint16_t sk_eth_dev_count_avail(void) { return rte_eth_dev_count_avail(); }
 struct rte_mempool *sk_pktmbuf_pool_create(const char *name, unsigned count,
                                            unsigned cache_size,
                                            uint16_t data_room_size) {
-    if (rte_eal_has_hugepages())
-        return rte_pktmbuf_pool_create(name, count, cache_size, 0, data_room_size,
-                                       (int)rte_socket_id());
-    // Without hugepages a pool whose objects must be IOVA-contiguous gives
-    // each mbuf a 4 KB page of its own: every mbuf's header then falls in
-    // the same L1 set. rte_pktmbuf_pool_create's steps, with objects
-    // packed across pages (no device here DMAs into 4 KB pages).
+    // rte_pktmbuf_pool_create's steps, with one change without hugepages:
+    // a pool whose objects must be IOVA-contiguous then gives each mbuf a
+    // 4 KB page of its own, and every mbuf's header falls in the same L1
+    // set, so the objects are packed across pages instead (no device here
+    // DMAs into 4 KB pages).
+    unsigned flags = rte_eal_has_hugepages() ? 0 : RTE_MEMPOOL_F_NO_IOVA_CONTIG;
     struct rte_pktmbuf_pool_private private_data;
     memset(&private_data, 0, sizeof private_data);
     private_data.mbuf_data_room_size = data_room_size;
     struct rte_mempool *pool = rte_mempool_create_empty(
         name, count, (unsigned)sizeof(struct rte_mbuf) + data_room_size, cache_size,
-        sizeof private_data, (int)rte_socket_id(), RTE_MEMPOOL_F_NO_IOVA_CONTIG);
+        sizeof private_data, (int)rte_socket_id(), flags);
     if (pool == NULL) return NULL;
     int rc = rte_mempool_set_ops_byname(pool, rte_mbuf_best_mempool_ops(), NULL);
     if (rc == 0) {

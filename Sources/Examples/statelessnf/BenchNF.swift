@@ -114,14 +114,15 @@ struct NFBenchOptions: ParsableArguments {
     var dpdk = false
 
     @Option(name: .customLong("worker-cpus"), help: ArgumentHelp("--dpdk: the CPU the worker is pinned to (default: the first the process may run on that is not the EAL main lcore's, as testpmd's forwarding lcore is placed; with no such CPU, any).",
-                               discussion: "Written as DPDK's -l lists are: \"1\"."))
-    var workerCPUs: String?
+                               discussion: "Written as DPDK's -l lists are: \"1\"."),
+            transform: { try WorkerCPUs(parsing: $0) })
+    var workerCPUs: WorkerCPUs?
 
     func validate() throws {
         if dpdk && workers != 1 { throw ValidationError("--dpdk: one worker") }
         if let workerCPUs {
             guard dpdk else { throw ValidationError("--worker-cpus is for --dpdk") }
-            _ = try WorkerCPUs(parsing: workerCPUs, workers: workers)
+            try workerCPUs.check(workers: workers)
         }
         guard flows >= 1 else { throw ValidationError("--flows must be at least 1") }
         guard (60...1500).contains(packetSize) else { throw ValidationError("--packet-size must be 60 to 1500") }
@@ -235,8 +236,7 @@ struct BenchNAT: ParsableCommand {
         }() : []
         // On DPDK the worker keeps one core, as testpmd's forwarding lcore does.
         let workerCPUs = bench.dpdk
-            ? try WorkerCPUs.resolve(bench.workerCPUs.map { try WorkerCPUs(parsing: $0, workers: workers) }, workers: workers,
-                                     pinByDefault: true)
+            ? try WorkerCPUs.resolve(bench.workerCPUs, workers: workers, pinByDefault: true)
             : nil
         /// Runs the workers (on `port` when given) and gathers what they measured.
         func runWorkers(port: DPDKPort?, device: BenchDevice?) -> Results {

@@ -76,8 +76,9 @@ struct RunCommand: ParsableCommand {
     var workers: Int = 1
 
     @Option(name: .customLong("worker-cpus"), help: ArgumentHelp("DPDK: the CPU each worker is pinned to, as DPDK's -l lists are written (\"1\", \"1,3\", \"2-5\"): one each, in worker order.",
-                               discussion: "Without it a worker may run on any CPU the process may, so that instances sharing a machine share its cores; pinned, a worker keeps its core and its caches, as a DPDK lcore does."))
-    var workerCPUs: String?
+                               discussion: "Without it a worker may run on any CPU the process may, so that instances sharing a machine share its cores; pinned, a worker keeps its core and its caches, as a DPDK lcore does."),
+            transform: { try WorkerCPUs(parsing: $0) })
+    var workerCPUs: WorkerCPUs?
 
     @Flag(help: "Print a machine-readable JSON summary.")
     var json = false
@@ -92,7 +93,7 @@ struct RunCommand: ParsableCommand {
         guard (1...64).contains(workers) else { throw ValidationError("--workers must be 1 to 64, not \(workers)") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1, not \(count)") }
         guard (0...100_000).contains(idleSleep) else { throw ValidationError("--idle-sleep must be 0 to 100000 microseconds") }
-        if let workerCPUs { _ = try WorkerCPUs(parsing: workerCPUs, workers: workers) }
+        try workerCPUs?.check(workers: workers)
         let onDPDK: Bool
         switch try endpoints() {
         case .pcap:
@@ -195,7 +196,7 @@ struct RunCommand: ParsableCommand {
                 }
             }
             let summary = try DPDKRun(function: function, store: store, runtime: runtime, eal: eal, wiring: wiring,
-                                      workers: workers, workerCPUs: try workerCPUs.map { try WorkerCPUs(parsing: $0, workers: workers) },
+                                      workers: workers, workerCPUs: workerCPUs,
                                       networks: try networks(), count: count,
                                       untilSignal: untilSignal, membership: membership, idleSleep: idleSleep / 1e6).run()
             print(json ? try SummaryPrinter.json(summary) : SummaryPrinter.render(summary, title: title, ports: function.portNames))

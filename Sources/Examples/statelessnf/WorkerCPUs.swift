@@ -4,12 +4,14 @@ import StatelessKitDPDK
 /// `--worker-cpus`: the CPU each DPDK worker is pinned to, in worker order,
 /// written as DPDK's `-l` lists are: numbers and ranges, comma-separated
 /// (`1`, `1,3`, `2-5`).
-struct WorkerCPUs: Equatable {
-    /// One CPU a worker, worker 0's first.
+struct WorkerCPUs {
+    /// The CPUs in the order given: worker 0's first.
     let cpus: [Int]
+    /// The option's text, for messages.
+    let text: String
 
-    /// Parses `text` for `workers` workers: at least one CPU each, none twice.
-    init(parsing text: String, workers: Int) throws(ValidationError) {
+    /// Parses `text`: numbers and ranges, no CPU twice.
+    init(parsing text: String) throws(ValidationError) {
         var cpus: [Int] = []
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
             let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
@@ -22,10 +24,15 @@ struct WorkerCPUs: Equatable {
                 cpus.append(cpu)
             }
         }
+        self.cpus = cpus
+        self.text = text
+    }
+
+    /// Checks that there is a CPU for each of `workers` workers.
+    func check(workers: Int) throws(ValidationError) {
         guard cpus.count >= workers else {
             throw ValidationError("--worker-cpus \(text): \(cpus.count) CPU(s) for \(workers) workers (one each)")
         }
-        self.cpus = Array(cpus.prefix(workers))
     }
 
     /// Checks, once the EAL has started, that the process may run on every
@@ -43,7 +50,7 @@ struct WorkerCPUs: Equatable {
     static func resolve(_ explicit: WorkerCPUs?, workers: Int, pinByDefault: Bool) throws(ValidationError) -> [Int]? {
         if let explicit {
             try explicit.validate(against: EAL.processCPUs)
-            return explicit.cpus
+            return Array(explicit.cpus.prefix(workers))
         }
         return pinByDefault ? EAL.defaultWorkerCPUs(workers: workers) : nil
     }
